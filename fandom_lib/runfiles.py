@@ -39,11 +39,11 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def atomic_path(path: str | Path) -> Path:
+def atomic_path(path: str | Path, suffix: str = ".part") -> Path:
     """A temporary sibling path to write to before moving into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     return Path(tmp)
 

@@ -92,7 +92,7 @@ def load_prepared(run_dir: str | Path) -> Prepared:
     return Prepared(table, info, pd.DataFrame(info["repairs"], columns=["problem", "column", "rows", "action"]))
 
 
-def train_step(run_dir: str | Path, config: TrainConfig, progress: bool = True) -> TrainResult:
+def train_step(run_dir: str | Path, config: TrainConfig, progress: bool = False) -> TrainResult:
     """Train on the prepared rows; write model.pt and training.json."""
     prep = load_prepared(run_dir)
     arrays = table_to_arrays(prep.table, prep.info["target"], prep.info["state_columns"])
