@@ -128,3 +128,14 @@ def describe_counts(table: pd.DataFrame, target: str) -> pd.DataFrame:
             "max": x.max(),
         }
     )
+
+
+def sample_table(table: pd.DataFrame, contrib: pd.DataFrame, rows: pd.Index) -> pd.DataFrame:
+    """For a few rows: each action's count and reward side by side, then baseline, prediction and outcome."""
+    labels = [ACTION_LABELS[a] for a in ACTIONS] + ["baseline (before any action)", "final prediction", "actual outcome"]
+    parts = {}
+    for idx in rows:
+        c = contrib.loc[idx]
+        parts[(f"row {idx}", "count")] = list(table.loc[idx, list(ACTIONS)].astype(float)) + [np.nan] * 3
+        parts[(f"row {idx}", "reward")] = list(c[list(ACTIONS)]) + [c["baseline"], c["prediction"], c["return"]]
+    return pd.DataFrame(parts, index=labels)

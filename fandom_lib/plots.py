@@ -26,6 +26,8 @@ def training_curves(history: list[dict]) -> plt.Figure:
     b.axhline(0.2, ls="--", color="grey", label="quality gate (0.2)")
     b.set(xlabel="epoch", ylabel="relative squared error", title="Held-out error of the return prediction")
     b.legend()
+    for ax in (a, b):
+        ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     return fig
 
@@ -54,8 +56,10 @@ def sample_steps(counts: pd.DataFrame, contrib: pd.DataFrame, target_label: str)
         ax.set_title("redistributed reward")
         for a in axes[:, j]:
             a.tick_params(axis="x", rotation=60, labelsize=8)
-    axes[1, 0].set_ylabel(target_label)
-    axes[2, 0].set_ylabel(f"share of {target_label}")
+    axes[0, 0].set_ylabel("count")
+    axes[1, 0].set_ylabel("predicted outcome")
+    axes[2, 0].set_ylabel("reward")
+    fig.suptitle(f"Outcome: {target_label}. Path = baseline, then each action's reward added in turn")
     fig.tight_layout()
     return fig
 

@@ -122,6 +122,17 @@ def train_step(run_dir: str | Path, config: TrainConfig, progress: bool = False)
     return result
 
 
+def training_words(result: TrainResult) -> str:
+    """One sentence on how training went."""
+    best = result.history[result.best_epoch - 1] if result.best_epoch else result.history[-1]
+    stopped = "stopped early" if len(result.history) < result.config.epochs else "ran every epoch"
+    return (
+        f"Trained on {len(result.train_rows):,} fans, judged on {len(result.val_rows):,} held-out fans: "
+        f"{len(result.history)} epochs in {result.seconds:.0f} s ({stopped}); the best held-out fit came at epoch "
+        f"{result.best_epoch}, with a relative squared error of {best['val_rse']:.3f}."
+    )
+
+
 def redistribute_step(
     run_dir: str | Path, method: str = "averaged", n_orders: int = 8, return_correction: bool = False, seed: int = 0
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
