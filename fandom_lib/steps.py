@@ -5,19 +5,20 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from . import runfiles as rf
 from .analysis import agreement, mean_contributions, truth_recovery, worth_table
-from .crosscheck import additive_model, integrated_gradients
 from .loading import DataError, load_table
-from .redistribution import QUALITY_THRESHOLD, quality_gate, redistribute
 from .schema import ACTIONS, ID_COLUMNS, TARGET_LABELS, canonical_target
 from .sequences import state_columns_present, table_to_arrays
 from .synthetic import generate, true_contributions
-from .training import TrainConfig, TrainResult, load_model, save_model, train_return_model
+
+if TYPE_CHECKING:  # torch and captum load only in the steps that need them: notebook 01 starts fast
+    from .training import TrainConfig, TrainResult
 
 SYNTHETIC_DEFAULT_ROWS = 50_000
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -94,6 +95,8 @@ def load_prepared(run_dir: str | Path) -> Prepared:
 
 def train_step(run_dir: str | Path, config: TrainConfig, progress: bool = False) -> TrainResult:
     """Train on the prepared rows; write model.pt and training.json."""
+    from .training import save_model, train_return_model
+
     prep = load_prepared(run_dir)
     arrays = table_to_arrays(prep.table, prep.info["target"], prep.info["state_columns"])
     bar = None
@@ -137,6 +140,9 @@ def redistribute_step(
     run_dir: str | Path, method: str = "averaged", n_orders: int = 8, return_correction: bool = False, seed: int = 0
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Redistribute every row's return (chosen method and the reference order); write both tables."""
+    from .redistribution import QUALITY_THRESHOLD, quality_gate, redistribute
+    from .training import load_model
+
     prep = load_prepared(run_dir)
     result = load_model(rf.run_file(run_dir, rf.MODEL))
     arrays = table_to_arrays(prep.table, prep.info["target"], prep.info["state_columns"])
@@ -238,6 +244,10 @@ class Analysis:
 
 def analyse_step(run_dir: str | Path, ig_rows: int = 2000, seed: int = 0, parameters: dict | None = None) -> Analysis:
     """Worth table, order sensitivity, cross-checks and (synthetic) truth recovery; write summary.json."""
+    from .crosscheck import additive_model, integrated_gradients
+    from .redistribution import quality_gate
+    from .training import load_model
+
     run = load_run(run_dir)
     prep, contrib = run.prepared, run.contributions
     arrays = table_to_arrays(prep.table, run.target, prep.info["state_columns"])
