@@ -1,21 +1,41 @@
 """Running the four notebooks per target: parameter checks, papermill execution, HTML rendering,
-skipping unchanged work, atomic outputs, and the index page. `run_all.py` is its command line."""
+skipping unchanged work, atomic outputs, interruption, and the index page. `run_all.py` is its
+command line.
+
+Files in a target's run folder <out>/<target>/:
+
+- NN_name.ipynb / NN_name.html: the executed notebook and its rendering, moved into place only once
+  papermill has finished with it (a notebook that raised is kept, with its error, and rendered with
+  its code so the error can be read in place);
+- .state/NN_name.json: the fingerprint of the notebook's last successful run, written last. A notebook
+  is skipped when its stamp matches and its outputs exist, so a killed run resumes after the last
+  notebook that finished;
+- .state/status.json: the target's status (running, ok, failed, interrupted) for the index page;
+- .state/lock: held while a run_all.py works on the target;
+- .*.part*: temporary files being written; left behind only by a killed run and removed by the next
+  run of that target.
+
+Nothing else in <out> is touched, and nothing is ever deleted wholesale.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import difflib
 import hashlib
 import html
 import json
+import logging
 import os
-import shutil
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from . import runfiles as rf
-from .schema import TARGET_LABELS, TARGETS, canonical_target
+from .schema import TARGET_ALIASES, TARGET_LABELS, TARGETS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -26,7 +46,14 @@ NOTEBOOKS: tuple[str, ...] = (
     "04_contribution_analysis",
 )
 NOTEBOOK_TITLES = dict(zip(NOTEBOOKS, ("Data preparation", "Training", "Sample fans", "Contribution analysis")))
-STATE_DIR = ".state"  # per-notebook fingerprints of the last successful run
+STATE_DIR = ".state"  # per-notebook fingerprints of the last successful run, status, lock
+STATUS_FILE = "status.json"
+LOCK_FILE = "lock"
+PART_GLOB = ".*.part*"  # temporary files (runfiles.atomic_path and the papermill output)
+SET_BY_RUN_ALL = {"target": "--targets", "run_dir": "--out"}  # notebook parameters run_all.py sets itself
+TARGET_SUFFIX = "_following_four_weeks"
+
+_STOP = threading.Event()  # set when the run is interrupted: running targets stop, queued ones never start
 
 
 class ParameterError(ValueError):
@@ -48,6 +75,22 @@ def declared_parameters(notebook_dir: Path = NOTEBOOK_DIR) -> dict[str, dict[str
     return out
 
 
+def parameter_help(declared: dict[str, dict[str, dict]]) -> str:
+    """Every notebook parameter -p can set, with its type, default, help and the notebooks that use it."""
+    seen: dict[str, tuple[dict, list[str]]] = {}
+    for nb, params in declared.items():
+        for k, v in params.items():
+            seen.setdefault(k, (v, []))[1].append(nb)
+    lines = []
+    for k, (v, nbs) in seen.items():
+        if k in SET_BY_RUN_ALL or k == "data_path":  # data_path: --data
+            continue
+        where = "all notebooks" if len(nbs) == len(declared) else ", ".join(nbs)
+        lines.append(f"  {k} ({v['type']}, default {v['default']}; {where})")
+        lines.append(f"      {v['help']}")
+    return "\n".join(lines)
+
+
 def convert_value(name: str, text: str, type_name: str) -> Any:
     """Convert a command-line value to the parameter's declared type, or raise ParameterError."""
     try:
@@ -64,8 +107,11 @@ def convert_value(name: str, text: str, type_name: str) -> Any:
             raise ValueError
         return text
     except ValueError:
-        raise ParameterError(f"-p {name}={text}: {name} must be {type_name}, e.g. -p {name}=" +
-                             {"int": "3", "float": "0.5", "bool": "true"}.get(type_name, "text")) from None
+        example = {"int": "3", "float": "0.5", "bool": "true"}.get(type_name, "text")
+        article = "an" if type_name[:1] in "aeiou" else "a"
+        raise ParameterError(
+            f"-p {name}={text}: {name} must be {article} {type_name}, e.g. -p {name}={example}"
+        ) from None
 
 
 def parse_parameters(pairs: Iterable[str], declared: dict[str, dict[str, dict]]) -> dict[str, Any]:
@@ -77,24 +123,55 @@ def parse_parameters(pairs: Iterable[str], declared: dict[str, dict[str, dict]])
             raise ParameterError(f"-p {pair}: expected NAME=VALUE, e.g. -p epochs=10")
         name, text = pair.split("=", 1)
         name = name.strip()
+        if name in SET_BY_RUN_ALL:
+            raise ParameterError(f"-p {name}: run_all.py sets {name} itself; use {SET_BY_RUN_ALL[name]} instead")
         if name not in types:
-            raise ParameterError(
-                f"-p {name}: no notebook declares a parameter {name!r}; known: {', '.join(sorted(types))}"
-            )
-        out[name] = convert_value(name, text, types[name])
+            near = difflib.get_close_matches(name, list(types), n=1)
+            hint = f"did you mean {near[0]}? " if near else ""
+            known = ", ".join(sorted(k for k in types if k not in SET_BY_RUN_ALL))
+            raise ParameterError(f"-p {name}: no notebook declares a parameter {name!r}; {hint}known: {known}")
+        out[name] = convert_value(name, text.strip(), types[name])
     return out
 
 
+def canonical_run_target(name: str) -> str:
+    """A target's canonical name: the full name, its alias, or the short form (`merch`), else ParameterError."""
+    name = name.strip()
+    for candidate in (name, name + TARGET_SUFFIX):
+        candidate = TARGET_ALIASES.get(candidate, candidate)
+        if candidate in TARGETS:
+            return candidate
+    short = [t[: -len(TARGET_SUFFIX)] for t in TARGETS]
+    near = difflib.get_close_matches(name, list(TARGETS) + short, n=1, cutoff=0.5)
+    hint = f"did you mean {near[0]}? " if near else ""
+    raise ParameterError(f"--targets {name}: unknown reward target; {hint}choose from: {', '.join(TARGETS)} "
+                         f"(or the short forms {', '.join(short)})")
+
+
+def table_rows(path: str | Path) -> int:
+    """Rows in a table file: from the metadata for parquet, else by reading it (raises loading.DataError)."""
+    from .loading import read_table
+
+    p = Path(path)
+    if p.suffix.lower() in (".parquet", ".pq"):
+        try:
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(p).metadata.num_rows)
+        except Exception:  # not really parquet: read_table says what it is
+            pass
+    return len(read_table(p))
+
+
 def check_run_parameters(targets: list[str], params: dict[str, Any]) -> list[str]:
-    """Check targets and parameter values before anything runs; return canonical target names."""
+    """Check targets and parameter values before anything runs; return canonical target names.
+
+    A `data_path` is resolved to an absolute path in `params` (the notebooks run in notebooks/)."""
     if not targets:
         raise ParameterError("no targets given; choose from: " + ", ".join(TARGETS))
-    try:
-        canon = [canonical_target(t) for t in targets]
-    except ValueError as e:
-        raise ParameterError(str(e)) from None
+    canon = [canonical_run_target(t) for t in targets]
     if len(set(canon)) != len(canon):
-        raise ParameterError("a target is given twice: " + ", ".join(targets))
+        raise ParameterError("--targets: a target is given twice: " + ", ".join(targets))
     for name in ("epochs", "hidden", "layers", "batch_size", "n_orders", "n_samples", "patience", "ig_rows"):
         if name in params and params[name] < 1:
             raise ParameterError(f"-p {name}={params[name]}: {name} must be at least 1")
@@ -103,17 +180,48 @@ def check_run_parameters(targets: list[str], params: dict[str, Any]) -> list[str
     for name in ("learning_rate",):
         if name in params and not params[name] > 0:
             raise ParameterError(f"-p {name}={params[name]}: {name} must be positive")
+    if "aux_weight" in params and not params["aux_weight"] >= 0:
+        raise ParameterError(f"-p aux_weight={params['aux_weight']}: aux_weight must be 0 or positive")
     choices = {"method": ("averaged", "reference"), "train_order": ("random", "reference"),
                "loss": ("squared", "poisson")}
     for name, allowed in choices.items():
         if name in params and params[name] not in allowed:
             raise ParameterError(f"-p {name}={params[name]}: choose one of {', '.join(allowed)}")
     data = params.get("data_path", "")
-    if data and not Path(data).exists():
-        raise ParameterError(f"--data {data}: no such file; give the path of a .pkl/.pickle/.parquet/.csv table")
-    if data and Path(data).is_dir():
-        raise ParameterError(f"--data {data}: is a folder; give the path of a table file")
+    if data:
+        path = Path(data).expanduser()
+        if not path.exists():
+            raise ParameterError(f"--data {data}: no such file (working directory {Path.cwd()}); "
+                                 "give the path of a .pkl/.pickle/.parquet/.csv table")
+        if path.is_dir():
+            raise ParameterError(f"--data {data}: is a folder; give the path of a table file")
+        params["data_path"] = str(path.resolve())
+        rows = params.get("rows", 0)
+        if rows:
+            from .loading import DataError
+
+            try:
+                n = table_rows(path)
+            except DataError as e:
+                raise ParameterError(str(e)) from None
+            if rows > n:
+                raise ParameterError(f"-p rows={rows}: the table {data} has only {n:,} rows; "
+                                     f"ask for at most {n:,}, or -p rows=0 for all of them")
     return canon
+
+
+def check_out_dir(out_dir: str | Path) -> Path:
+    """The output folder, created if needed, as an absolute path; ParameterError if it cannot be."""
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"--out {out_dir}: is a file; give a folder for the reports")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ParameterError(f"--out {out_dir}: cannot create the folder ({e.strerror or e})") from None
+    if not os.access(out, os.W_OK):
+        raise ParameterError(f"--out {out_dir}: the folder is not writable")
+    return out.resolve()
 
 
 # ---------------------------------------------------------------- fingerprints
@@ -153,11 +261,14 @@ class TargetOutcome:
     """What happened to one target."""
 
     target: str
-    status: str = "pending"  # ok | failed
-    notebooks: dict[str, str] = field(default_factory=dict)  # name -> ran | skipped | failed | not run
+    status: str = "pending"  # ok | failed | interrupted (| running, in the status file while it runs)
+    notebooks: dict[str, str] = field(default_factory=dict)  # name -> ran | skipped | failed | interrupted | not run
     error: str = ""
     seconds: float = 0.0
     summary: dict | None = None
+    finished: float = 0.0  # time.time() when the status was last written
+    run_id: str = ""  # which run_all call wrote the status
+    earlier: bool = False  # read from the status file of an earlier run (not part of this run)
 
 
 def render_html(notebook_path: Path, html_path: Path) -> None:
@@ -171,14 +282,82 @@ def render_html(notebook_path: Path, html_path: Path) -> None:
     exporter.exclude_input = not failed  # a failed run shows its code so the error can be read in place
     exporter.exclude_input_prompt = exporter.exclude_output_prompt = True
     body, _ = exporter.from_notebook_node(nb)
-    tmp = rf.atomic_path(html_path)
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, html_path)
+    rf.write_atomic(html_path, lambda tmp: tmp.write_text(body, encoding="utf-8"))
 
 
 def notebook_parameters(notebook: str, params: dict, declared: dict[str, dict[str, dict]]) -> dict:
     """The subset of the run's parameters this notebook declares."""
     return {k: v for k, v in params.items() if k in declared[notebook]}
+
+
+def write_status(run_dir: Path, outcome: TargetOutcome) -> None:
+    """Record the target's status for the index page (atomically)."""
+    outcome.finished = time.time()
+    record = asdict(outcome)
+    record.pop("summary")
+    record.pop("earlier")
+    rf.write_json(run_dir / STATE_DIR / STATUS_FILE, record)
+
+
+def read_status(run_dir: Path) -> TargetOutcome | None:
+    """A target's last recorded status, or None."""
+    try:
+        record = rf.read_json(run_dir / STATE_DIR / STATUS_FILE)
+        outcome = TargetOutcome(**{k: v for k, v in record.items() if k in TargetOutcome.__dataclass_fields__})
+    except (OSError, ValueError, TypeError):
+        return None
+    if outcome.status == "ok" and (run_dir / rf.SUMMARY).exists():
+        with contextlib.suppress(OSError, ValueError):
+            outcome.summary = rf.read_json(run_dir / rf.SUMMARY)
+    return outcome
+
+
+def remove_leftovers(folder: Path, pattern: str = PART_GLOB, older_than: float = 0.0) -> list[Path]:
+    """Remove temporary files (`.*.part*`) a killed run left behind in one folder (not recursive)."""
+    removed = []
+    now = time.time()
+    for p in folder.glob(pattern):
+        with contextlib.suppress(OSError):
+            if p.is_file() and now - p.stat().st_mtime >= older_than:
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
+@contextlib.contextmanager
+def target_lock(state_dir: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on the target's folder; yields False when another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield True
+        return
+    with open(state_dir / LOCK_FILE, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        except OSError:  # a file system without locks
+            yield True
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def worker_threads() -> int:
+    """Cores per concurrently running task on a Dask worker (its cores / its threads)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        nthreads = getattr(worker, "nthreads", None) or getattr(getattr(worker, "state", None), "nthreads", 1)
+    except (ImportError, ValueError):
+        nthreads = 1
+    return max(1, cores // max(1, int(nthreads)))
 
 
 def run_target(
@@ -188,83 +367,185 @@ def run_target(
     declared: dict[str, dict[str, dict]],
     force: bool = False,
     on_step: Callable[[str, str, str], None] | None = None,
+    data_fp: str | None = None,
+    threads: int | None = None,
+    run_id: str = "",
 ) -> TargetOutcome:
-    """Run (or skip, when unchanged) the four notebooks for one target, each rendered to HTML."""
+    """Run (or skip, when unchanged) the four notebooks for one target, each rendered to HTML.
+
+    `out_dir` and `params["data_path"]` should be absolute (they are on a Dask worker). `threads`
+    sets FANDOM_THREADS for the kernels (None: this machine's cores / the Dask worker's threads).
+    The status file, tagged with `run_id`, is updated after every notebook (how run_all follows a
+    target on a Dask worker). The run stops early, as "interrupted", when `_STOP` is set."""
     import papermill
 
     start = time.perf_counter()
     run_dir = Path(out_dir).resolve() / target
     state_dir = run_dir / STATE_DIR
     state_dir.mkdir(parents=True, exist_ok=True)
-    params = {**params, "target": target, "run_dir": str(run_dir)}
-    data = params.get("data_path", "")
-    data_fp = file_fingerprint(data) if data else "synthetic"
-    code_fp = code_fingerprint()
-    outcome = TargetOutcome(target)
-    previous = ""
-    for name in NOTEBOOKS:
-        nb_params = notebook_parameters(name, params, declared)
-        fp = step_fingerprint(name, nb_params, data_fp, code_fp, previous)
-        previous = fp
-        out_nb, out_html, stamp = run_dir / f"{name}.ipynb", run_dir / f"{name}.html", state_dir / f"{name}.json"
-        done = stamp.exists() and json.loads(stamp.read_text()).get("fingerprint") == fp
-        if done and not force and out_nb.exists() and out_html.exists():
-            outcome.notebooks[name] = "skipped"
+    outcome = TargetOutcome(target, run_id=run_id)
+
+    def mark(names: Iterable[str], what: str, shown: str = "") -> None:
+        for name in names:
+            outcome.notebooks[name] = what
             if on_step:
-                on_step(target, name, "skipped (unchanged)")
-            continue
-        stamp.unlink(missing_ok=True)
-        tmp_nb = rf.atomic_path(out_nb, suffix=".part.ipynb")
-        try:
-            papermill.execute_notebook(
-                str(NOTEBOOK_DIR / f"{name}.ipynb"), str(tmp_nb), parameters=nb_params,
-                cwd=str(NOTEBOOK_DIR), progress_bar=False, kernel_name="python3",
-            )
-            failed = None
-        except Exception as e:  # papermill keeps the executed notebook with the error visible
-            failed = e
-        if tmp_nb.exists():
-            os.replace(tmp_nb, out_nb)
-            render_html(out_nb, out_html)
-        if failed is not None:
-            outcome.status, outcome.notebooks[name] = "failed", "failed"
-            outcome.error = f"{name}: {short_error(failed)}"
-            for later in NOTEBOOKS[NOTEBOOKS.index(name) + 1:]:
-                outcome.notebooks[later] = "not run"
-            if on_step:
-                on_step(target, name, "failed")
-            break
-        rf.write_json(stamp, {"fingerprint": fp, "finished": time.time()})
-        outcome.notebooks[name] = "ran"
-        if on_step:
-            on_step(target, name, "done")
-    else:
-        outcome.status = "ok"
-    summary_path = rf.run_file(run_dir, rf.SUMMARY)
-    if outcome.status == "ok" and summary_path.exists():
-        outcome.summary = rf.read_json(summary_path)
-    outcome.seconds = time.perf_counter() - start
+                on_step(target, name, shown or what)
+        write_status(run_dir, outcome)
+
+    with target_lock(state_dir) as locked:
+        if not locked:
+            outcome.status = "failed"
+            outcome.error = f"another run_all.py is writing {run_dir}; wait for it to finish or use another --out"
+            for name in NOTEBOOKS:
+                outcome.notebooks[name] = "not run"
+                if on_step:
+                    on_step(target, name, "not run")
+            return outcome
+        if threads is None:
+            os.environ["FANDOM_THREADS"] = str(worker_threads())
+        remove_leftovers(run_dir)
+        remove_leftovers(state_dir)
+        params = {**params, "target": target, "run_dir": str(run_dir)}
+        data = params.get("data_path", "")
+        if data_fp is None:
+            data_fp = file_fingerprint(data) if data else "synthetic"
+        code_fp = code_fingerprint()
+        outcome.status = "running"
+        write_status(run_dir, outcome)
+        previous, must_run = "", force
+        for i, name in enumerate(NOTEBOOKS):
+            if _STOP.is_set():
+                outcome.status = "interrupted"
+                mark(NOTEBOOKS[i:], "not run")
+                break
+            nb_params = notebook_parameters(name, params, declared)
+            fp = step_fingerprint(name, nb_params, data_fp, code_fp, previous)
+            previous = fp
+            out_nb, out_html, stamp = run_dir / f"{name}.ipynb", run_dir / f"{name}.html", state_dir / f"{name}.json"
+            if not must_run and out_nb.exists() and out_html.exists() and stamp_matches(stamp, fp):
+                mark([name], "skipped", "skipped (unchanged)")
+                continue
+            # this notebook reruns, so every later one must too: their stamps go before anything changes
+            must_run = True
+            for later in NOTEBOOKS[i:]:
+                (state_dir / f"{later}.json").unlink(missing_ok=True)
+            tmp_nb = rf.atomic_path(out_nb, suffix=".part.ipynb")
+            published = False
+            try:
+                try:
+                    with kernel_options() as options:
+                        papermill.execute_notebook(
+                            str(NOTEBOOK_DIR / f"{name}.ipynb"), str(tmp_nb), parameters=nb_params,
+                            cwd=str(NOTEBOOK_DIR), progress_bar=False, kernel_name="python3", **options,
+                        )
+                    failed = None
+                except Exception as e:  # papermill keeps the executed notebook with the error visible
+                    failed = e
+                if _STOP.is_set() and failed is not None:  # killed on purpose: the partial notebook goes
+                    outcome.status = "interrupted"
+                    mark([name], "interrupted")
+                    mark(NOTEBOOKS[i + 1:], "not run")
+                    break
+                if tmp_nb.exists() and tmp_nb.stat().st_size:
+                    rf.publish(tmp_nb, out_nb)
+                    render_html(out_nb, out_html)
+                    published = True
+            finally:
+                tmp_nb.unlink(missing_ok=True)
+            if failed is not None:
+                outcome.status = "failed"
+                outcome.error = f"{name}: {short_error(failed)}"
+                # "failed" links the notebook's report (with the error) on the index; without one, nothing
+                mark([name], "failed" if published else "failed to start")
+                mark(NOTEBOOKS[i + 1:], "not run")
+                break
+            rf.write_json(stamp, {"fingerprint": fp, "finished": time.time()})
+            mark([name], "ran", "done")
+        else:
+            outcome.status = "ok"
+        summary_path = rf.run_file(run_dir, rf.SUMMARY)
+        if outcome.status == "ok" and summary_path.exists():
+            outcome.summary = rf.read_json(summary_path)
+        outcome.seconds = time.perf_counter() - start
+        write_status(run_dir, outcome)
     return outcome
+
+
+@contextlib.contextmanager
+def kernel_options() -> Iterator[dict]:
+    """Options for papermill's kernel. Its own log is kept to critical messages (jupyter_client interrupts
+    every kernel before shutting it down, which ipykernel logs as an error; notebook errors are in the
+    notebook). On POSIX it talks to the kernel over Unix sockets in a private temporary folder: no open
+    TCP ports, and no warning from ipykernel about unencrypted TCP."""
+    options: dict[str, Any] = {"extra_arguments": ["--IPKernelApp.log_level=CRITICAL"]}
+    if os.name != "posix":
+        yield options
+        return
+    import tempfile
+
+    from traitlets.config import Config
+
+    with tempfile.TemporaryDirectory(prefix="fandom-kernel-") as folder:
+        if len(folder) <= 80:  # Unix socket paths are short
+            options["config"] = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})
+        yield options
+
+
+def stamp_matches(stamp: Path, fingerprint: str) -> bool:
+    """Whether a notebook's stamp records this fingerprint (an unreadable stamp does not)."""
+    try:
+        return json.loads(stamp.read_text()).get("fingerprint") == fingerprint
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def short_error(e: BaseException) -> str:
     """The last line of an execution error (the exception's own message), trimmed."""
     name = getattr(e, "ename", type(e).__name__)
     value = str(getattr(e, "evalue", e)).strip().splitlines()
-    return f"{name}: {value[-1] if value else ''}"[:400]
+    return f"{name}: {value[-1] if value else ''}"[:1000]
 
 
 # ---------------------------------------------------------------- executors
 
 
-def make_executor(jobs: int = 1, scheduler: str | None = None) -> cf.Executor:
+@contextlib.contextmanager
+def make_executor(jobs: int = 1, scheduler: str | None = None, timeout: float = 10) -> Iterator[cf.Executor]:
     """A concurrent.futures executor: local threads (each notebook runs in its own kernel process), or a
-    Dask distributed cluster at `scheduler` through Dask's own Executor."""
-    if scheduler:
-        from distributed import Client
+    Dask distributed cluster at `scheduler` through Dask's own Executor. The Dask client is closed on exit;
+    a scheduler that cannot be reached is a ParameterError."""
+    if not scheduler:
+        with cf.ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="run_all") as pool:
+            yield pool
+        return
+    from distributed import Client
 
-        return Client(scheduler).get_executor()
-    return cf.ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
+        client = Client(scheduler, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise ParameterError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({e}); check the "
+                             "address, or leave out --scheduler to run on this machine") from None
+    try:
+        with client.get_executor(pure=False) as pool:
+            yield pool
+    finally:
+        client.close()
+
+
+def kill_kernels() -> int:
+    """Kill the notebook kernels this process started (they run in sessions of their own, so Ctrl-C does
+    not reach them); return how many."""
+    import psutil
+
+    killed = 0
+    for child in psutil.Process().children(recursive=False):
+        try:
+            if any("ipykernel" in part for part in child.cmdline()):
+                child.kill()
+                killed += 1
+        except psutil.Error:
+            pass
+    return killed
 
 
 # ---------------------------------------------------------------- index page
@@ -279,46 +560,80 @@ def headline(summary: dict | None) -> str:
     best = max((k for k, v in worth.items() if v is not None), key=lambda k: worth[k], default=None)
     from .schema import ACTION_LABELS
 
-    parts = [f"{summary['rows']['used']:,} fans"]
+    used = (summary.get("rows") or {}).get("used")
+    parts = [f"{used:,} fans"] if isinstance(used, int) else []
     if gate:
-        parts.append(f"quality gate {'passed' if gate.get('passed') else 'FAILED'} (RSE {gate.get('rse', float('nan')):.3f})")
+        verdict = "passed" if gate.get("passed") else "FAILED"
+        rse = gate.get("rse")
+        parts.append(f"quality gate {verdict}" + (f" (RSE {rse:.3f})" if isinstance(rse, (int, float)) else ""))
     if best:
-        parts.append(f"most valuable per action: {ACTION_LABELS[best]} ({worth[best]:+.3g})")
+        parts.append(f"most valuable per action: {ACTION_LABELS.get(best, best)} ({worth[best]:+.3g})")
     return "; ".join(parts)
 
 
+def status_text(o: TargetOutcome) -> str:
+    """The index page's status cell for one target (HTML)."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(o.finished)) if o.finished else ""
+    if o.status == "ok":
+        text = "ok"
+    elif o.status == "failed":
+        text = f"FAILED: {html.escape(o.error)}"
+    elif o.status == "interrupted":
+        text = "INTERRUPTED before it finished: rerun run_all.py to complete it (finished notebooks are skipped)"
+    else:
+        text = ("NOT FINISHED: running, or stopped before it finished; if no run_all.py is running, "
+                "rerun it to complete this target")
+    if o.earlier and when:
+        text += f" <span class=muted>(earlier run, {when})</span>"
+    return text
+
+
 def write_index(out_dir: str | Path, outcomes: list[TargetOutcome]) -> Path:
-    """Write <out>/index.html linking every target's four reports with its status and headline numbers."""
+    """Write <out>/index.html: every target's status, headline numbers and links to its current reports.
+
+    Targets of this run come first; targets with a run folder from an earlier run follow, marked so.
+    A report is linked only when it belongs to the target's last run (ran, skipped or failed in it)."""
     out_dir = Path(out_dir)
+    listed = {o.target for o in outcomes}
+    earlier = []
+    for t in TARGETS:
+        if t not in listed and (out_dir / t / STATE_DIR / STATUS_FILE).exists():
+            o = read_status(out_dir / t)
+            if o is not None:
+                o.earlier = True
+                earlier.append(o)
     rows = []
-    for o in outcomes:
+    for o in [*outcomes, *earlier]:
+        current = {n for n, what in o.notebooks.items() if what in ("ran", "skipped", "failed")}
         links = " · ".join(
             f'<a href="{html.escape(o.target)}/{n}.html">{NOTEBOOK_TITLES[n]}</a>'
-            if (out_dir / o.target / f"{n}.html").exists() else f"<span class=muted>{NOTEBOOK_TITLES[n]}</span>"
+            if n in current and (out_dir / o.target / f"{n}.html").exists()
+            else f"<span class=muted>{NOTEBOOK_TITLES[n]}</span>"
             for n in NOTEBOOKS
         )
-        status = "ok" if o.status == "ok" else f"FAILED: {html.escape(o.error)}"
-        sentences = "".join(f"<li>{html.escape(s)}</li>" for s in (o.summary or {}).get("sentences", [])[:1])
+        summary = o.summary if o.status == "ok" else None
+        sentences = "".join(f"<li>{html.escape(s)}</li>" for s in (summary or {}).get("sentences", [])[:1])
+        css = o.status if o.status in ("ok", "failed") else "unfinished"
         rows.append(
-            f"<tr class='{o.status}'><td><b>{html.escape(TARGET_LABELS.get(o.target, o.target))}</b>"
-            f"<br><code>{html.escape(o.target)}</code></td><td>{status}</td>"
-            f"<td>{html.escape(headline(o.summary))}<ul>{sentences}</ul></td><td>{links}</td></tr>"
+            f"<tr class='{css}'><td><b>{html.escape(TARGET_LABELS.get(o.target, o.target))}</b>"
+            f"<br><code>{html.escape(o.target)}</code></td><td>{status_text(o)}</td>"
+            f"<td>{html.escape(headline(summary))}<ul>{sentences}</ul></td><td>{links}</td></tr>"
         )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Fan action contributions: reports</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:75em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:.5em;vertical-align:top;text-align:left}}tr.failed{{background:#fee}}
-.muted{{color:#999}}ul{{margin:.3em 0 0 1em;padding:0;font-size:.9em}}</style></head><body>
+tr.unfinished{{background:#ffd}}.muted{{color:#999}}ul{{margin:.3em 0 0 1em;padding:0;font-size:.9em}}</style>
+</head><body>
 <h1>How much of a later outcome does each fan action earn?</h1>
 <p>One report per outcome ("reward target"), each in four parts. Generated {time.strftime('%Y-%m-%d %H:%M')}.
 Contributions per fan are in <code>&lt;target&gt;/contributions.parquet</code>, key figures in
 <code>&lt;target&gt;/summary.json</code>.</p>
 <table><tr><th>Outcome</th><th>Status</th><th>Headline</th><th>Reports</th></tr>{''.join(rows)}</table>
 </body></html>"""
-    path = out_dir / "index.html"
-    tmp = rf.atomic_path(path)
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return rf.write_atomic(out_dir / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
+
+
+# ---------------------------------------------------------------- running every target
 
 
 def run_all(
@@ -330,40 +645,148 @@ def run_all(
     scheduler: str | None = None,
     progress: bool = True,
 ) -> list[TargetOutcome]:
-    """Run every target (in parallel where asked), then write the index page."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    declared = declared_parameters()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    os.environ["FANDOM_THREADS"] = str(max(1, cores // max(1, jobs)))
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    """Run every target (in parallel where asked), keeping index.html up to date as targets finish.
 
-        bar = tqdm(total=len(targets) * len(NOTEBOOKS), unit="notebook", desc="reports")
+    Ctrl-C (KeyboardInterrupt) stops promptly: queued targets never start, running notebooks' kernels
+    are killed and their partial outputs dropped, and those targets come back as "interrupted"."""
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(out_dir, pattern=".index.html.*.part", older_than=60)  # from a killed run, not a running one
+    declared = declared_parameters()
+    params = dict(params)
+    if params.get("data_path"):
+        params["data_path"] = str(Path(params["data_path"]).expanduser().resolve())
+    data_fp = file_fingerprint(params["data_path"]) if params.get("data_path") else "synthetic"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local = scheduler is None
+    threads = max(1, cores // max(1, min(jobs, len(targets)))) if local else None
+    _STOP.clear()
+    run_id = f"{os.getpid()}-{time.time_ns()}"
+    outcomes: dict[str, TargetOutcome] = {}
+    futures: dict[cf.Future, str] = {}
+    bar = None
+    lock = threading.Lock()
 
     def on_step(target: str, name: str, what: str) -> None:
-        if bar is not None:
-            bar.set_postfix_str(f"{target[:28]} {name}: {what}")
-            bar.update(1)
+        with lock:
+            if bar is not None:
+                bar.set_postfix_str(f"{target[:28]} {name}: {what}")
+                bar.update(1)
 
-    outcomes: dict[str, TargetOutcome] = {}
-    local = scheduler is None
-    with make_executor(jobs, scheduler) as pool:
-        futures = {
-            pool.submit(run_target, t, str(out_dir), params, declared, force, on_step if local else None): t
-            for t in targets
-        }
-        for fut in cf.as_completed(futures):
-            t = futures[fut]
+    def collect(fut: cf.Future) -> None:
+        t = futures[fut]
+        if fut.cancelled():  # never started: its folder is as the last run left it
+            outcomes[t] = TargetOutcome(t, "interrupted", {n: "not run" for n in NOTEBOOKS})
+            return
+        try:
+            outcomes[t] = fut.result()
+        except Exception as e:  # a crash outside the notebooks (disk full, lost worker) fails one target
+            outcomes[t] = TargetOutcome(t, "failed", error=short_error(e))
+
+    def stop() -> None:
+        """Stop promptly after Ctrl-C; safe to repeat if another signal interrupts it."""
+        nonlocal bar
+        _STOP.set()
+        logging.getLogger("papermill").setLevel(logging.CRITICAL)  # "kernel died": we killed it
+        for fut in futures:
+            fut.cancel()
+        with lock:
+            if bar is not None:
+                bar.close()
+                bar = None
+        stop_running(futures, local)
+        for fut, t in futures.items():
+            if t not in outcomes:
+                if fut.done():
+                    collect(fut)
+                else:  # still running on a Dask worker, or a kernel that would not die
+                    outcomes[t] = TargetOutcome(t, "interrupted")
+        for t in targets:  # not even submitted
+            outcomes.setdefault(t, TargetOutcome(t, "interrupted", {n: "not run" for n in NOTEBOOKS}))
+
+    saved_threads = os.environ.get("FANDOM_THREADS")
+    saved_log_level = logging.getLogger("papermill").level
+    if threads is not None:
+        os.environ["FANDOM_THREADS"] = str(threads)
+    try:
+        with make_executor(jobs, scheduler) as pool:
             try:
-                outcomes[t] = fut.result()
-            except Exception as e:  # a crash outside the notebooks (disk full, killed kernel) fails one target
-                outcomes[t] = TargetOutcome(t, "failed", error=short_error(e))
-            if bar is not None and not local:
-                bar.update(len(NOTEBOOKS))
-    if bar is not None:
-        bar.close()
+                pending = {t: TargetOutcome(t, "running", finished=time.time()) for t in targets}
+                write_index(out_dir, [pending[t] for t in targets])
+                if progress:
+                    from tqdm.auto import tqdm
+
+                    bar = tqdm(total=len(targets) * len(NOTEBOOKS), unit="notebook", desc="reports",
+                               dynamic_ncols=True)
+                for t in targets:
+                    futures[pool.submit(run_target, t, str(out_dir), params, declared, force,
+                                        on_step if local else None, data_fp, threads, run_id)] = t
+                waiting = set(futures)
+                while waiting:
+                    # locally each notebook moves the bar as it ends; a Dask worker cannot call back, so
+                    # the bar follows the status files the workers write after every notebook
+                    done, waiting = cf.wait(waiting, timeout=None if local or bar is None else 1.0,
+                                            return_when=cf.FIRST_COMPLETED)
+                    for fut in done:
+                        collect(fut)
+                    if done:
+                        write_index(out_dir, [outcomes.get(t, pending[t]) for t in targets])
+                    if bar is not None and not local:
+                        follow_workers(bar, out_dir, targets, outcomes, run_id)
+            except KeyboardInterrupt:
+                while True:
+                    try:
+                        stop()
+                        break
+                    except KeyboardInterrupt:  # Ctrl-C again (or timeout's double SIGTERM): keep stopping
+                        continue
+    finally:
+        with lock:
+            if bar is not None:
+                bar.close()
+                bar = None
+        logging.getLogger("papermill").setLevel(saved_log_level)
+        if threads is not None:
+            if saved_threads is None:
+                os.environ.pop("FANDOM_THREADS", None)
+            else:
+                os.environ["FANDOM_THREADS"] = saved_threads
     ordered = [outcomes[t] for t in targets]
     write_index(out_dir, ordered)
     return ordered
+
+
+def follow_workers(bar: Any, out_dir: Path, targets: list[str], outcomes: dict[str, TargetOutcome],
+                   run_id: str) -> None:
+    """Move the progress bar to the notebooks the Dask workers have finished, from their status files."""
+    count, last = 0, ""
+    for t in targets:
+        o = outcomes.get(t)
+        if o is None:
+            o = read_status(out_dir / t)
+            if o is None or o.run_id != run_id:  # not started yet (the file is from an earlier run)
+                continue
+        count += len(o.notebooks)
+        if o.notebooks and (t not in outcomes or not last):
+            name, what = list(o.notebooks.items())[-1]
+            last = f"{t[:28]} {name}: {what}"
+    if count > bar.n:
+        if last:
+            bar.set_postfix_str(last, refresh=False)
+        bar.update(count - bar.n)
+
+
+def stop_running(futures: dict[cf.Future, str], local: bool, grace: float = 30.0) -> None:
+    """After an interrupt: kill the running kernels until every local target has stopped (a second
+    Ctrl-C is ignored meanwhile). Dask targets are cancelled; a task already running on a remote
+    worker may run to its end, writing its outputs atomically."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            kill_kernels()
+            running = [f for f in futures if not f.done()]
+            if not running or not local and all(f.cancelled() for f in futures if not f.done()):
+                return
+            cf.wait(running, timeout=0.5)
+        except KeyboardInterrupt:
+            continue

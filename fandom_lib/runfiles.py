@@ -7,7 +7,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -48,12 +48,28 @@ def atomic_path(path: str | Path, suffix: str = ".part") -> Path:
     return Path(tmp)
 
 
-def write_json(path: str | Path, obj: Any) -> Path:
-    """Write JSON atomically."""
-    tmp = atomic_path(path)
-    tmp.write_text(json.dumps(_jsonable(obj), indent=2))
+def publish(tmp: Path, path: str | Path) -> Path:
+    """Move a finished temporary file into place, readable like any file the user makes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
     return Path(path)
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Write through `write(tmp)` to a temporary sibling, then move it into place; never leave a part file."""
+    tmp = atomic_path(path)
+    try:
+        write(tmp)
+        return publish(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write JSON atomically."""
+    return write_atomic(path, lambda tmp: tmp.write_text(json.dumps(_jsonable(obj), indent=2)))
 
 
 def read_json(path: str | Path) -> Any:
@@ -63,7 +79,4 @@ def read_json(path: str | Path) -> Any:
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
     """Write a parquet file atomically, keeping the index."""
-    tmp = atomic_path(path)
-    df.to_parquet(tmp, index=True)
-    os.replace(tmp, path)
-    return Path(path)
+    return write_atomic(path, lambda tmp: df.to_parquet(tmp, index=True))
