@@ -2,8 +2,10 @@
 
 - Integrated gradients (captum) on the same trained model: attribution of the final prediction to each
   action's count, integrated from "no actions" to the row's counts (sums to prediction - baseline).
-- An additive model: least squares of the return on the state and, per action, log1p(count) and
-  did-it-at-all; its contribution for an action is its fitted terms at the row's count (zero at zero).
+- An additive model: least squares of the return on the state (on the log scale and as raw counts, so
+  that "next month is about c times last month" can be fitted) and, per action, did-it-at-all,
+  log1p(count) and log1p(count)^2 (a curve that can saturate); its contribution for an action is its
+  fitted terms at the row's count (zero at zero).
 """
 
 from __future__ import annotations
@@ -42,12 +44,17 @@ def integrated_gradients(
     return pd.DataFrame(values.astype(np.float64), index=arrays.index[rows], columns=list(ACTIONS))
 
 
+ADDITIVE_TERMS = 3  # per action: count > 0, log1p(count), log1p(count)^2
+
+
 def additive_features(arrays: Arrays) -> tuple[np.ndarray, np.ndarray]:
-    """State design (with intercept) and per-action terms [log1p(count), count > 0] (N, 16)."""
-    state = np.log1p(arrays.state.astype(np.float64))
-    design_state = np.column_stack([np.ones(len(state)), state])
+    """State design (intercept, log1p(state), state) and per-action terms (N, 3 x 8), grouped by term:
+    [count > 0] * 8, [log1p(count)] * 8, [log1p(count)^2] * 8."""
+    raw = arrays.state.astype(np.float64)
+    design_state = np.column_stack([np.ones(len(raw)), np.log1p(raw), raw])
     x = arrays.counts.astype(np.float64)
-    terms = np.column_stack([np.log1p(x), (x > 0).astype(np.float64)])
+    log = np.log1p(x)
+    terms = np.column_stack([(x > 0).astype(np.float64), log, log**2])
     return design_state, terms
 
 
@@ -57,7 +64,7 @@ def additive_model(arrays: Arrays, train_rows: np.ndarray) -> tuple[pd.DataFrame
     design = np.column_stack([design_state, terms])
     coef, *_ = np.linalg.lstsq(design[train_rows], arrays.returns[train_rows], rcond=None)
     k = len(ACTIONS)
-    a, b = coef[-2 * k : -k], coef[-k:]
-    contrib = terms[:, :k] * a + terms[:, k:] * b
+    term_coef = coef[design_state.shape[1] :].reshape(ADDITIVE_TERMS, k)
+    contrib = sum(terms[:, j * k : (j + 1) * k] * term_coef[j] for j in range(ADDITIVE_TERMS))
     frame = pd.DataFrame(contrib, index=arrays.index, columns=list(ACTIONS))
     return frame, design @ coef
