@@ -12,6 +12,7 @@ failed, 2 for bad arguments (nothing ran), 130 when interrupted (Ctrl-C; 143 for
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import textwrap
@@ -86,14 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports)")
     ap.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                     help="notebook parameter, e.g. -p epochs=10 -p rows=20000 (repeatable; listed below)")
-    ap.add_argument("--jobs", type=int, default=1, metavar="N",
-                    help="targets to run at once on this machine, sharing its cores (default 1)")
+    ap.add_argument("--jobs", type=int, default=usable_cores(), metavar="N",
+                    help=f"targets to run at once on this machine, sharing its cores (default: the {usable_cores()} "
+                    "cores this process may use; results are the same for any N)")
     ap.add_argument("--force", action="store_true", help="rerun every notebook even when nothing changed")
     ap.add_argument("--scheduler", default=None, metavar="ADDRESS",
                     help="run the targets on a Dask distributed cluster, e.g. tcp://host:8786 (its workers "
                     "need this project installed and --out and --data on a shared file system; --jobs is "
                     "then ignored)")
     return ap
+
+
+def usable_cores() -> int:
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def main(argv: list[str] | None = None) -> int:

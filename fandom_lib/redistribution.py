@@ -146,8 +146,9 @@ def quality_gate(returns: np.ndarray, predictions: np.ndarray, threshold: float 
         message = (
             f"WARNING - quality gate failed: on held-out fans the relative squared error of the outcome "
             f"prediction is {rse:.3f} (the gate is {threshold}); the model explains only {explained:.0f}% of "
-            "the variation. Per-fan contributions are unreliable; treat averages over many fans as rough "
-            "indications. Rare outcomes (a few tickets, merch or shares) are mostly chance at the level of "
-            "one fan, which no model can predict."
+            "the variation. Credit can only be as good as the prediction it redistributes: treat the figures "
+            "as indicative and read the cross-checks below. For rare outcomes (a few tickets, merch or shares "
+            "per fan) most of the variation is chance, which no model can predict, so a failed gate is "
+            "expected there; averages over many fans are more robust than any single fan's numbers."
         )
     return {"rse": rse, "threshold": threshold, "passed": passed, "message": message}
