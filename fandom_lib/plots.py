@@ -77,8 +77,8 @@ def contribution_grid(table: pd.DataFrame, contrib: pd.DataFrame, target_label: 
         ax.set_title(ACTION_LABELS[action])
         ax.set_xlabel("count in the treatment period")
     for ax in axes[:, 0]:
-        ax.set_ylabel(f"contribution ({target_label})")
-    fig.suptitle("What each action earns, by how often the fan did it (mean and 95% interval)")
+        ax.set_ylabel("contribution")
+    fig.suptitle(f"What each action earns in {target_label}, by how often the fan did it (mean and 95% interval)")
     fig.tight_layout()
     return fig
 
