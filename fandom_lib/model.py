@@ -89,9 +89,29 @@ class ReturnLSTM(nn.Module):
             return state.new_ones(len(state), self.head.out_features)
         return torch.exp((self.base(state) + self.base_linear(state)).clamp(max=30.0))
 
+    def run_lstm(
+        self, x: torch.Tensor, initial: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """The LSTM over per-step inputs x (N, T, F) that start at step 0, as built by `step_inputs`.
+
+        When the LSTM reads no state (the default), step 0's input is all zeros and its initial state
+        is zero, so its output is the same for every row: it is run for one row and broadcast, which
+        saves one of the nine steps' arithmetic in training and inference alike.
+        """
+        n = len(x)
+        if initial is not None or self.lstm.input_size != 3 * N_ACTIONS or n < 2:
+            return self.lstm(x, initial)
+        out0, (h0, c0) = self.lstm(x.new_zeros(1, 1, x.shape[2]))
+        h0 = h0.expand(-1, n, -1).contiguous()
+        c0 = c0.expand(-1, n, -1).contiguous()
+        if x.shape[1] == 1:
+            return out0.expand(n, -1, -1), (h0, c0)
+        out, hc = self.lstm(x[:, 1:], (h0, c0))
+        return torch.cat([out0.expand(n, -1, -1), out], dim=1), hc
+
     def forward(self, counts: torch.Tensor, state: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
         """Predictions g_0..g_8 (N, 9) of the return over its mean; g_8 from the final head."""
-        out, _ = self.lstm(step_inputs(counts, self.lstm_state(state), order), self.initial(state))
+        out, _ = self.run_lstm(step_inputs(counts, self.lstm_state(state), order), self.initial(state))
         z = self.head(out) + self.baseline(state)[:, None, :]  # (N, 9, n_out)
         if not self.aux_head:
             return z[..., 0]
@@ -145,7 +165,7 @@ def counterfactual_path(
     real = step_inputs(counts, lstm_state, order)  # (N, 9, F)
     identity = real[:, 1:, -k:]  # (N, 8, 8): which action each step shows
     zeros = counts.new_zeros(n, k)
-    out, (h, c) = model.lstm(real[:, :1], model.initial(state))  # step 0 is the same for every variant
+    out, (h, c) = model.run_lstm(real[:, :1], model.initial(state))  # step 0 is the same for every variant
     bh, bc = h[:, None], c[:, None]  # (layers, branches, N, H); the last branch is the real row
     for s in range(1, k + 1):
         # variants 0..s-2 have left the real row already; variant s-1 leaves it now.

@@ -22,6 +22,7 @@ from fandom_lib.model import (
     counterfactual_path_naive,
     prefix_counts,
     sequence_path,
+    step_inputs,
 )
 from fandom_lib.redistribution import (
     apply_return_correction,
@@ -172,6 +173,28 @@ def test_fast_counterfactual_path_equals_running_every_variant(state_path, layer
     torch.testing.assert_close(fast[:, 0], model(torch.zeros_like(counts), state, order)[:, -1].detach(),
                                rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(sequence_path(model, counts, state, order), model(counts, state, order).detach())
+
+
+def test_shared_step_zero_gives_the_full_lstm_outputs_and_gradients():
+    # the default model runs step 0 (all-zero input, zero initial state) once and broadcasts it
+    torch.manual_seed(3)
+    model = ReturnLSTM(6, hidden=8, layers=2)
+    n = 30
+    counts, state = torch.rand(n, K), torch.randn(n, 6)
+    order = torch.from_numpy(np.argsort(np.random.default_rng(4).random((n, K)), axis=1))
+    x = step_inputs(counts, model.lstm_state(state), order)
+    assert torch.count_nonzero(x[:, 0]) == 0
+    shared, (h_shared, c_shared) = model.run_lstm(x, None)
+    full, (h_full, c_full) = model.lstm(x)
+    torch.testing.assert_close(shared, full, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(h_shared, h_full, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(c_shared, c_full, rtol=1e-6, atol=1e-7)
+    shared.square().sum().backward()
+    grads_shared = [p.grad.clone() for p in model.lstm.parameters()]
+    model.zero_grad()
+    full.square().sum().backward()
+    for got, want in zip(grads_shared, [p.grad for p in model.lstm.parameters()]):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_averaging_orders_come_in_pairs_of_an_order_and_its_reverse():
