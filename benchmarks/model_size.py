@@ -8,6 +8,7 @@ seconds, and redistribution seconds. The smallest size that keeps recovery is th
 
     .venv/bin/python benchmarks/model_size.py                  # about 5 minutes on 2 cores
     .venv/bin/python benchmarks/model_size.py --sizes 1x16 1x32 --rows 20000
+    .venv/bin/python benchmarks/model_size.py --sizes 1x8 1x16 1x32 --seeds 0 1 2   # robustness
 """
 
 from __future__ import annotations
@@ -40,25 +41,33 @@ def main(argv: list[str] | None = None) -> int:
                     help="LAYERSxUNITS sizes to try (default: 1x8 1x16 1x32 1x64 2x64)")
     ap.add_argument("--rows", type=int, default=SYNTHETIC_DEFAULT_ROWS, help="synthetic rows")
     ap.add_argument("--epochs", type=int, default=TrainConfig().epochs, help="most epochs (early stopping)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="data and training seeds (default: 0)")
+    ap.add_argument("--batch-size", type=int, default=TrainConfig().batch_size, help="rows per optimiser step")
+    ap.add_argument("--targets", nargs="+", default=[DEFAULT_TARGET], help="reward targets (default: active streams)")
     args = ap.parse_args(argv)
     print("command:", shlex.join([sys.executable, *sys.argv]))
-    df = generate(args.rows, args.seed)
-    truth = true_contributions(df, DEFAULT_TARGET)
-    arrays = table_to_arrays(df, DEFAULT_TARGET)
-    print(f"{'size':>6} {'min corr':>9} {'signs':>6} {'RSE':>6} {'best epoch':>10} {'train s':>8} {'credit s':>9}")
-    for size in args.sizes:
-        layers, hidden = parse_size(size)
-        result = train_return_model(arrays, TrainConfig(hidden=hidden, layers=layers, epochs=args.epochs, seed=args.seed))
-        start = time.perf_counter()
-        contrib = redistribute(result, arrays, "averaged", 8, args.seed)
-        credit_seconds = time.perf_counter() - start
-        s = score(contrib, truth)
-        effect = s["mean (truth)"].abs() > 1e-12
-        held = result.val_rows
-        rse = quality_gate(arrays.returns[held], contrib["prediction"].to_numpy()[held])["rse"]
-        print(f"{size:>6} {s.loc[effect, 'correlation'].min():9.3f} {int(s['sign right'].sum()):>4d}/8 {rse:6.3f} "
-              f"{result.best_epoch:>10d} {result.seconds:8.1f} {credit_seconds:9.1f}", flush=True)
+    print(f"{'target':>28} {'seed':>4} {'size':>6} {'min corr':>9} {'signs':>6} {'RSE':>6} {'best epoch':>10} "
+          f"{'train s':>8} {'credit s':>9}")
+    for target in args.targets:
+        for seed in args.seeds:
+            df = generate(args.rows, seed)
+            truth = true_contributions(df, target)
+            arrays = table_to_arrays(df, target)
+            for size in args.sizes:
+                layers, hidden = parse_size(size)
+                config = TrainConfig(hidden=hidden, layers=layers, epochs=args.epochs, seed=seed,
+                                     batch_size=args.batch_size)
+                result = train_return_model(arrays, config)
+                start = time.perf_counter()
+                contrib = redistribute(result, arrays, "averaged", 8, seed)
+                credit_seconds = time.perf_counter() - start
+                s = score(contrib, truth)
+                effect = s["mean (truth)"].abs() > 1e-12
+                held = result.val_rows
+                rse = quality_gate(arrays.returns[held], contrib["prediction"].to_numpy()[held])["rse"]
+                print(f"{target[:28]:>28} {seed:>4d} {size:>6} {s.loc[effect, 'correlation'].min():9.3f} "
+                      f"{int(s['sign right'].sum()):>4d}/8 {rse:6.3f} {result.best_epoch:>10d} "
+                      f"{result.seconds:8.1f} {credit_seconds:9.1f}", flush=True)
     return 0
 
 

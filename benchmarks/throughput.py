@@ -30,7 +30,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fandom_lib.model import ReturnLSTM  # noqa: E402
+from fandom_lib.model import INFERENCE_BATCH_ROWS, ReturnLSTM  # noqa: E402
 from fandom_lib.schema import ACTIONS, DEFAULT_TARGET  # noqa: E402
 from fandom_lib.sequences import random_orders, table_to_arrays  # noqa: E402
 from fandom_lib.synthetic import generate  # noqa: E402
@@ -132,7 +132,7 @@ def project_training_rows_per_s(arrays, hidden: int, layers: int, epochs: int) -
     return rows / result.seconds, result.seconds
 
 
-def project_inference_rows_per_s(arrays, hidden: int, layers: int, batch_rows: int = 2048) -> float:
+def project_inference_rows_per_s(arrays, hidden: int, layers: int, batch_rows: int = INFERENCE_BATCH_ROWS) -> float:
     """Rows/s of this project's inference: every step's prediction for all rows, in batches."""
     from fandom_lib.sequences import fit_scaler
 
@@ -149,8 +149,9 @@ def project_inference_rows_per_s(arrays, hidden: int, layers: int, batch_rows: i
     return len(counts) / (time.perf_counter() - start)
 
 
-def lstm_flops_per_row(n_input: int, hidden: int, layers: int, steps: int = 9) -> float:
-    """Multiply-add FLOPs of one row's forward pass (2 per multiply-add, gates only)."""
+def lstm_flops_per_row(n_input: int, hidden: int, layers: int, steps: int = 8) -> float:
+    """Multiply-add FLOPs of one row's forward pass (2 per multiply-add, gates only); eight steps per
+    row, as the shared step 0 is computed once per batch."""
     per_step = 0.0
     for layer in range(layers):
         width = n_input if layer == 0 else hidden

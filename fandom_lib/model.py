@@ -31,6 +31,9 @@ import torch
 from torch import nn
 
 N_ACTIONS = 8
+# Rows per forward pass when predicting without gradients: on 2 CPU cores the LSTM kernels ran about a
+# third faster at 2,048 rows than at 4,096 or 8,192 (the working set stays in cache).
+INFERENCE_BATCH_ROWS = 2048
 STATE_PATHS = ("baseline", "init", "steps")
 
 

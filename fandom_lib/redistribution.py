@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .model import counterfactual_path, sequence_path
+from .model import INFERENCE_BATCH_ROWS, counterfactual_path, sequence_path
 from .schema import ACTIONS
 from .sequences import Arrays, random_orders, reference_order
 from .training import TrainResult, relative_squared_error, scaled_tensors
@@ -36,7 +36,7 @@ QUALITY_THRESHOLD = 0.2
 
 
 def prediction_paths(
-    result: TrainResult, arrays: Arrays, order: np.ndarray, batch_rows: int = 4096, path: str = "counterfactual"
+    result: TrainResult, arrays: Arrays, order: np.ndarray, batch_rows: int = INFERENCE_BATCH_ROWS, path: str = "counterfactual"
 ) -> np.ndarray:
     """g_0..g_8 (N, 9) in the target's own units for each row under the given orders (N, 8).
 

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .model import ReturnLSTM
+from .model import INFERENCE_BATCH_ROWS, ReturnLSTM
 from .sequences import Arrays, Scaler, fit_scaler, random_orders, reference_order, split_rows
 
 
@@ -210,7 +210,8 @@ def train_return_model(
         with torch.no_grad():
             v_pred = torch.cat(
                 [averaged(c, s, o)[:, -1] for c, s, o in zip(
-                    v_counts.split(8192), v_state.split(8192), val_order.split(8192))]
+                    v_counts.split(INFERENCE_BATCH_ROWS), v_state.split(INFERENCE_BATCH_ROWS),
+                    val_order.split(INFERENCE_BATCH_ROWS))]
             ) if len(val_rows) else torch.zeros(0)
         val_loss = float((v_pred - v_y).pow(2).mean()) if len(val_rows) else float("nan")
         row = {
