@@ -571,6 +571,24 @@ def headline(summary: dict | None) -> str:
     return "; ".join(parts)
 
 
+def index_sentences(summary: dict | None) -> list[str]:
+    """The index page's short verdicts for a target: the quality gate in a line, and the truth check if any."""
+    if not summary:
+        return []
+    out = []
+    gate = summary.get("quality_gate") or {}
+    rse = gate.get("rse")
+    if isinstance(rse, (int, float)) and rse == rse:
+        explained = f"{100 * (1 - rse):.0f}%"
+        if gate.get("passed"):
+            out.append(f"The model explains {explained} of the outcome's variation on held-out fans: credit can be trusted.")
+        else:
+            out.append(f"WARNING: the model explains only {explained} of the outcome's variation on held-out fans; "
+                       "treat the figures as indicative (see the report).")
+    out += [s for s in summary.get("sentences", []) if s.startswith("Against the known truth")]
+    return out
+
+
 def status_text(o: TargetOutcome) -> str:
     """The index page's status cell for one target (HTML)."""
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(o.finished)) if o.finished else ""
@@ -612,7 +630,7 @@ def write_index(out_dir: str | Path, outcomes: list[TargetOutcome]) -> Path:
             for n in NOTEBOOKS
         )
         summary = o.summary if o.status == "ok" else None
-        sentences = "".join(f"<li>{html.escape(s)}</li>" for s in (summary or {}).get("sentences", [])[:1])
+        sentences = "".join(f"<li>{html.escape(s)}</li>" for s in index_sentences(summary))
         css = o.status if o.status in ("ok", "failed") else "unfinished"
         rows.append(
             f"<tr class='{css}'><td><b>{html.escape(TARGET_LABELS.get(o.target, o.target))}</b>"

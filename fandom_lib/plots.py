@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -42,9 +43,12 @@ def sample_steps(counts: pd.DataFrame, contrib: pd.DataFrame, target_label: str)
         rewards = row[list(ACTIONS)].to_numpy(float)
         path = row["baseline"] + np.concatenate([[0.0], np.cumsum(rewards)])
         ax = axes[0, j]
-        ax.bar(labels, counts.loc[idx, list(ACTIONS)].to_numpy(float), color=[PALETTE[a] for a in ACTIONS])
+        bars = ax.bar(labels, counts.loc[idx, list(ACTIONS)].to_numpy(float), color=[PALETTE[a] for a in ACTIONS])
+        ax.bar_label(bars, labels=[f"{v:g}" if v else "" for v in bars.datavalues], fontsize=8)
         ax.set_title(f"row {idx}: actions")
         ax.set_yscale("symlog")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.margins(y=0.25)
         ax = axes[1, j]
         ax.plot(["before"] + labels, path, marker="o", color="black")
         ax.axhline(row["return"], ls="--", color="C3", label=f"actual outcome {row['return']:.0f}")
@@ -56,7 +60,7 @@ def sample_steps(counts: pd.DataFrame, contrib: pd.DataFrame, target_label: str)
         ax.set_title("redistributed reward")
         for a in axes[:, j]:
             a.tick_params(axis="x", rotation=60, labelsize=8)
-    axes[0, 0].set_ylabel("count")
+    axes[0, 0].set_ylabel("count (log scale)")
     axes[1, 0].set_ylabel("predicted outcome")
     axes[2, 0].set_ylabel("reward")
     fig.suptitle(f"Outcome: {target_label}. Path = baseline, then each action's reward added in turn")

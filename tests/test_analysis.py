@@ -72,3 +72,17 @@ def test_agreement_of_identical_estimates():
     a = agreement(contrib, contrib.copy())
     assert a.loc["saves_treatment_period", "correlation"] == 1.0
     assert a["mean absolute difference"].sum() == 0
+
+
+def test_index_sentences_say_the_gate_in_one_line_and_the_truth_check():
+    from fandom_lib.pipeline import index_sentences
+
+    truth = "Against the known truth of the synthetic data: per-fan correlation 0.97 to 1.00 ..."
+    passed = {"quality_gate": {"rse": 0.074, "passed": True}, "sentences": ["long gate message", "other", truth]}
+    assert index_sentences(passed) == [
+        "The model explains 93% of the outcome's variation on held-out fans: credit can be trusted.", truth]
+    failed = {"quality_gate": {"rse": 0.792, "passed": False}, "sentences": ["long gate message"]}
+    assert index_sentences(failed) == [
+        "WARNING: the model explains only 21% of the outcome's variation on held-out fans; treat the figures "
+        "as indicative (see the report)."]
+    assert index_sentences(None) == [] and index_sentences({"quality_gate": {"rse": float("nan")}}) == []

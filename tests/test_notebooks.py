@@ -88,7 +88,6 @@ def test_rerun_with_nothing_changed_skips_every_notebook(synthetic_run, capsys):
     assert (out / TARGET / "summary.json").stat().st_mtime_ns == before
 
 
-@pytest.mark.skipif(not (CASES / "CausalFandom_pandas1.5.pickle").exists(), reason="shared cases not present")
 def test_run_all_on_an_old_pandas_pickle_keeps_the_tables_own_index(tmp_path):
     src = CASES / "CausalFandom_pandas1.5.pickle"
     table = pd.read_pickle(src)
@@ -105,7 +104,6 @@ def test_run_all_on_an_old_pandas_pickle_keeps_the_tables_own_index(tmp_path):
     assert summary["synthetic"] is False and summary["truth"] is None
 
 
-@pytest.mark.skipif(not (CASES / "missing_follows_action.parquet").exists(), reason="shared cases not present")
 def test_a_bad_table_fails_its_target_with_the_error_visible(tmp_path, capsys):
     out = tmp_path / "reports"
     code = run_all.main(["--data", str(CASES / "missing_follows_action.parquet"), "--out", str(out),
