@@ -22,6 +22,7 @@ from fandom_lib.pipeline import (
     ParameterError,
     check_out_dir,
     check_run_parameters,
+    check_scheduler_reachable,
     declared_parameters,
     parameter_help,
     parse_parameters,
@@ -123,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                     raise ParameterError("--data and -p data_path name different files; give one of them")
                 params["data_path"] = args.data
             targets = check_run_parameters(args.targets, params)
+            if args.scheduler:
+                check_scheduler_reachable(args.scheduler)
             out = check_out_dir(args.out)
             outcomes = run_all(targets, out, params, args.jobs, args.force, args.scheduler)
         except ParameterError as e:

@@ -139,3 +139,12 @@ def sample_table(table: pd.DataFrame, contrib: pd.DataFrame, rows: pd.Index) -> 
         parts[(f"row {idx}", "count")] = list(table.loc[idx, list(ACTIONS)].astype(float)) + [np.nan] * 3
         parts[(f"row {idx}", "reward")] = list(c[list(ACTIONS)]) + [c["baseline"], c["prediction"], c["return"]]
     return pd.DataFrame(parts, index=labels)
+
+
+def explained_share(rse: float) -> str:
+    """How much of the outcome's variation a prediction with this relative squared error explains, in words."""
+    if not np.isfinite(rse):
+        return "an unknown share"
+    if rse >= 1:
+        return "none (it predicts no better than the average outcome)"
+    return f"{100 * (1 - rse):.0f}%"

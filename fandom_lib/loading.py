@@ -12,10 +12,11 @@ Policy (stop = DataError, repair = logged):
 - delimiter other than the extension's, non-UTF-8 text, old pickle needing latin1: repair (read notes)
 - unknown target name, missing action or target column, a column given twice: stop
 - column names in another case / with spaces, the target's alias spelling: rename
-- ids in the row index: moved to columns, rows labelled 0..n-1
+- ids in the row index: copied to columns, the index kept; an index with repeated labels: rows
+  labelled by position (named levels kept as columns)
 - columns outside the contract: left out of the output, listed in one entry
 - action/target values: text like "1,204" or " 7 " parsed; other text treated as missing;
-  missing, infinite or negative: row dropped; non-integer: rounded (half up)
+  missing, infinite, negative or above a billion: row dropped; non-integer: rounded (half up)
 - state values (segment flags, pre-period counts): missing, infinite, negative, flags other
   than 0/1: set to 0; non-integer counts rounded; True/False flags -> 1/0
 - duplicated (user_id, artist_gid): the first occurrence kept, the rest dropped
@@ -84,6 +85,7 @@ SUPPORTED_TYPES = (
 )
 SAMPLE_BYTES = 64 * 1024
 MAX_LISTED = 5
+MAX_COUNT = 1e9  # no fan acts a billion times for one artist in a period: larger values are corrupt data
 NA_TOKENS: tuple[str, ...] = ("", "nan", "na", "n/a", "null", "none", "<na>", "nat", "-")
 THOUSANDS_RE = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"
 REQUIRED_LABEL = "the eight action columns and the target column"
@@ -105,7 +107,8 @@ class RepairLog:
         entry = {"problem": problem, "column": column, "rows": int(rows), "action": action}
         self.entries.append(entry)
         where = f" [{column}]" if column else ""
-        logger.warning("%s%s: %s; %d row(s); %s", self.source, where, problem, int(rows), action)
+        counted = f"; {int(rows)} row{'s' if rows != 1 else ''}" if rows else ""
+        logger.warning("%s%s: %s%s; %s", self.source, where, problem, counted, action)
 
     def to_records(self) -> list[dict]:
         """The entries as a list of plain dicts (copies)."""
@@ -440,6 +443,7 @@ def validate_table(
             ("missing value", np.isnan(v)),
             ("infinite value", np.isinf(v)),
             ("negative count", v < 0),
+            (f"count above {MAX_COUNT:,.0f} (not a real count)", v > MAX_COUNT),
         ):
             hit = bad & alive
             if hit.any():
@@ -456,8 +460,7 @@ def validate_table(
     if usable < max(min_rows, 1):
         raise DataError(
             f"{source}: too few rows to train and validate: {usable} usable of {n}; need at least "
-            f"{min_rows}. {_drop_summary(log)}Fix the input table, or pass a smaller min_rows if a "
-            "tiny run is intended."
+            f"{min_rows}. {_drop_summary(log)}Fix the input table, or give one with more rows."
         )
     t = values[target][alive]
     if t.min() == t.max():
@@ -494,23 +497,36 @@ def _target_or_stop(target: str, source: str) -> str:
 
 
 def _ids_from_index(df: pd.DataFrame, log: RepairLog) -> pd.DataFrame:
-    """Move ids held in the row index to columns and label rows by position."""
+    """Copy ids held in the row index to columns (the index stays: it labels the output rows); a row index
+    with repeated labels is replaced by positions, since the output could not be joined back by it."""
+    if df.index.has_duplicates:
+        repeated = int(df.index.duplicated(keep=False).sum())
+        present = {str(c).strip().lower() for c in df.columns}
+        ids = [n for n in df.index.names if n is not None and str(n).strip().lower() in ID_COLUMNS
+               and str(n).strip().lower() not in present]
+        log.add(
+            f"the row index repeats labels: {repeated} rows share a label with another row, e.g. "
+            f"{df.index[df.index.duplicated()][0]}",
+            None,
+            0,
+            f"rows are labelled by their position in the file, 0..{len(df) - 1}"
+            + (f"; the ids in the index moved to column(s) {', '.join(map(str, ids))}" if ids else ""),
+        )
+        return (df.reset_index(level=ids) if ids else df).reset_index(drop=True)
     names = [None if n is None else str(n).strip().lower() for n in df.index.names]
-    if not any(n in ID_COLUMNS for n in names):
-        return df
     present = {str(c).strip().lower() for c in df.columns}
-    move = [i for i, n in enumerate(names) if n is not None and n not in present]
-    shown = ", ".join(str(n) for n in df.index.names)
-    out = df.reset_index(level=move) if move else df
-    out = out.reset_index(drop=True)
-    kept_note = "" if len(move) == len(names) else " (index levels also present as columns were discarded)"
+    copy = [i for i, n in enumerate(names) if n in ID_COLUMNS and n not in present]
+    if not copy:
+        return df
+    ids = pd.DataFrame({names[i]: df.index.get_level_values(i) for i in copy}, index=df.index)
+    df = pd.concat([ids, df], axis=1)
     log.add(
-        f"ids held in the row index ({shown})",
+        f"ids held in the row index ({', '.join(str(n) for n in df.index.names)})",
         None,
         0,
-        f"moved to columns; rows are now labelled by position 0..{len(out) - 1}{kept_note}",
+        "copied to columns " + ", ".join(names[i] for i in copy) + "; the rows keep their index",
     )
-    return out
+    return df
 
 
 def _normalise_columns(df: pd.DataFrame, target: str, source: str, log: RepairLog) -> pd.DataFrame:
@@ -680,6 +696,7 @@ def _clean_state(ser: pd.Series, col: str, alive: np.ndarray, index: pd.Index, l
             ("missing value", np.isnan(v), "filled with 0"),
             ("infinite value", np.isinf(v), "set to 0"),
             ("negative count", v < 0, "set to 0"),
+            (f"count above {MAX_COUNT:,.0f} (not a real count)", np.isfinite(v) & (v > MAX_COUNT), "set to 0"),
         ]
         if col in SEGMENT_COLUMNS:
             checks.append(("flag value other than 0/1", np.isfinite(v) & (v != 0) & (v != 1), "set to 0"))

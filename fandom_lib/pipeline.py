@@ -27,6 +27,7 @@ import hashlib
 import html
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from . import runfiles as rf
+from .analysis import explained_share
 from .schema import TARGET_ALIASES, TARGET_LABELS, TARGETS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +47,14 @@ NOTEBOOKS: tuple[str, ...] = (
     "03_sample_visualisation",
     "04_contribution_analysis",
 )
+# The run-folder files each notebook writes besides its own .ipynb/.html: a notebook whose outputs were
+# replaced since its stamp (a notebook rerun by hand in the run folder) is rerun, and every one after it.
+NOTEBOOK_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "01_data_prep": (rf.PREPARED, rf.PREP_INFO, rf.TRUTH),
+    "02_training": (rf.MODEL, rf.TRAINING_INFO, rf.CONTRIBUTIONS, rf.CONTRIBUTIONS_REFERENCE),
+    "03_sample_visualisation": (),
+    "04_contribution_analysis": (rf.SUMMARY,),
+}
 NOTEBOOK_TITLES = dict(zip(NOTEBOOKS, ("Data preparation", "Training", "Sample fans", "Contribution analysis")))
 STATE_DIR = ".state"  # per-notebook fingerprints of the last successful run, status, lock
 STATUS_FILE = "status.json"
@@ -175,11 +185,11 @@ def check_run_parameters(targets: list[str], params: dict[str, Any]) -> list[str
     for name in ("epochs", "hidden", "layers", "batch_size", "n_orders", "n_samples", "patience", "ig_rows"):
         if name in params and params[name] < 1:
             raise ParameterError(f"-p {name}={params[name]}: {name} must be at least 1")
-    if params.get("rows", 0) < 0:
-        raise ParameterError(f"-p rows={params['rows']}: rows must be 0 (all) or positive")
-    for name in ("learning_rate",):
-        if name in params and not params[name] > 0:
-            raise ParameterError(f"-p {name}={params[name]}: {name} must be positive")
+    for name, zero in (("rows", "0 (all)"), ("seed", "0")):
+        if params.get(name, 0) < 0:
+            raise ParameterError(f"-p {name}={params[name]}: {name} must be {zero} or positive")
+    if "learning_rate" in params and not 0 < params["learning_rate"] < math.inf:
+        raise ParameterError(f"-p learning_rate={params['learning_rate']}: learning_rate must be a positive number")
     if "aux_weight" in params and not params["aux_weight"] >= 0:
         raise ParameterError(f"-p aux_weight={params['aux_weight']}: aux_weight must be 0 or positive")
     choices = {"method": ("averaged", "reference"), "train_order": ("random", "reference"),
@@ -205,7 +215,7 @@ def check_run_parameters(targets: list[str], params: dict[str, Any]) -> list[str
             except DataError as e:
                 raise ParameterError(str(e)) from None
             if rows > n:
-                raise ParameterError(f"-p rows={rows}: the table {data} has only {n:,} rows; "
+                raise ParameterError(f"-p rows={rows}: the table {data} has only {n:,} row{'s' if n != 1 else ''}; "
                                      f"ask for at most {n:,}, or -p rows=0 for all of them")
     return canon
 
@@ -423,8 +433,13 @@ def run_target(
             previous = fp
             out_nb, out_html, stamp = run_dir / f"{name}.ipynb", run_dir / f"{name}.html", state_dir / f"{name}.json"
             if not must_run and out_nb.exists() and out_html.exists() and stamp_matches(stamp, fp):
-                mark([name], "skipped", "skipped (unchanged)")
-                continue
+                replaced = files_replaced(run_dir, stamp)
+                if not replaced:
+                    mark([name], "skipped", "skipped (unchanged)")
+                    continue
+                logging.getLogger("fandom_lib.run_all").warning(
+                    "%s %s: %s changed outside run_all.py since its last run; running it again",
+                    target, name, ", ".join(replaced))
             # this notebook reruns, so every later one must too: their stamps go before anything changes
             must_run = True
             for later in NOTEBOOKS[i:]:
@@ -459,7 +474,8 @@ def run_target(
                 mark([name], "failed" if published else "failed to start")
                 mark(NOTEBOOKS[i + 1:], "not run")
                 break
-            rf.write_json(stamp, {"fingerprint": fp, "finished": time.time()})
+            rf.write_json(stamp, {"fingerprint": fp, "finished": time.time(),
+                                  "files": file_stats(run_dir, (f"{name}.ipynb", *NOTEBOOK_OUTPUTS[name]))})
             mark([name], "ran", "done")
         else:
             outcome.status = "ok"
@@ -499,6 +515,26 @@ def stamp_matches(stamp: Path, fingerprint: str) -> bool:
         return False
 
 
+def file_stats(run_dir: Path, names: Iterable[str]) -> dict[str, list[int]]:
+    """Size and modification time (ns) of each of these files that exists in the run folder."""
+    stats = {}
+    for name in names:
+        with contextlib.suppress(OSError):
+            st = (run_dir / name).stat()
+            stats[name] = [st.st_size, st.st_mtime_ns]
+    return stats
+
+
+def files_replaced(run_dir: Path, stamp: Path) -> list[str]:
+    """The files a notebook's stamp records that have since been replaced, changed or removed."""
+    try:
+        recorded = json.loads(stamp.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ["its record of its files"]
+    now = file_stats(run_dir, recorded)
+    return [name for name, stat in recorded.items() if now.get(name) != stat]
+
+
 def short_error(e: BaseException) -> str:
     """The last line of an execution error (the exception's own message), trimmed."""
     name = getattr(e, "ename", type(e).__name__)
@@ -507,6 +543,29 @@ def short_error(e: BaseException) -> str:
 
 
 # ---------------------------------------------------------------- executors
+
+
+def check_scheduler_reachable(scheduler: str, timeout: float = 10) -> None:
+    """ParameterError unless a TCP connection to the scheduler's host and port opens (before any Dask
+    client exists: a client that cannot connect retries, then complains again when it is collected)."""
+    import socket
+
+    from distributed.comm import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(scheduler)
+        host, port = parse_host_port(location, 8786)
+    except (ValueError, TypeError) as e:
+        raise ParameterError(f"--scheduler {scheduler}: not a scheduler address ({e}); "
+                             "give one like tcp://host:8786") from None
+    if scheme not in ("tcp", "tls"):
+        return  # other transports (inproc, ucx): let Dask try
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        raise ParameterError(f"--scheduler {scheduler}: cannot reach the Dask scheduler at {host}:{port} "
+                             f"({e.strerror or e}); check the address, or leave out --scheduler to run on "
+                             "this machine") from None
 
 
 @contextlib.contextmanager
@@ -520,6 +579,7 @@ def make_executor(jobs: int = 1, scheduler: str | None = None, timeout: float = 
         return
     from distributed import Client
 
+    check_scheduler_reachable(scheduler, timeout)
     try:
         client = Client(scheduler, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as e:
@@ -579,7 +639,7 @@ def index_sentences(summary: dict | None) -> list[str]:
     gate = summary.get("quality_gate") or {}
     rse = gate.get("rse")
     if isinstance(rse, (int, float)) and rse == rse:
-        explained = f"{100 * (1 - rse):.0f}%"
+        explained = explained_share(rse)
         if gate.get("passed"):
             out.append(f"The model explains {explained} of the outcome's variation on held-out fans: credit can be trusted.")
         else:
@@ -734,7 +794,7 @@ def run_all(
                 if progress:
                     from tqdm.auto import tqdm
 
-                    bar = tqdm(total=len(targets) * len(NOTEBOOKS), unit="notebook", desc="reports",
+                    bar = tqdm(total=len(targets) * len(NOTEBOOKS), unit="notebook", desc=out_dir.name,
                                dynamic_ncols=True)
                 for t in targets:
                     futures[pool.submit(run_target, t, str(out_dir), params, declared, force,

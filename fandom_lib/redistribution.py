@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .analysis import explained_share
 from .model import INFERENCE_BATCH_ROWS, counterfactual_path, sequence_path
 from .schema import ACTIONS
 from .sequences import Arrays, random_orders, reference_order
@@ -135,17 +136,17 @@ def quality_gate(returns: np.ndarray, predictions: np.ndarray, threshold: float 
     """Relative squared error of the return prediction on held-out rows, whether it passes, and why."""
     rse = relative_squared_error(np.asarray(returns, float), np.asarray(predictions, float))
     passed = bool(np.isfinite(rse) and rse < threshold)
-    explained = 100 * (1 - rse) if np.isfinite(rse) else float("nan")
+    explained = explained_share(rse)
     if passed:
         message = (
             f"Quality gate passed: on held-out fans the model's prediction of the outcome has a relative "
-            f"squared error of {rse:.3f} (below {threshold}); it explains {explained:.0f}% of the variation, "
+            f"squared error of {rse:.3f} (below {threshold}); it explains {explained} of the variation, "
             "so the per-action credit can be trusted."
         )
     else:
         message = (
             f"WARNING - quality gate failed: on held-out fans the relative squared error of the outcome "
-            f"prediction is {rse:.3f} (the gate is {threshold}); the model explains only {explained:.0f}% of "
+            f"prediction is {rse:.3f} (the gate is {threshold}); the model explains only {explained} of "
             "the variation. Credit can only be as good as the prediction it redistributes: treat the figures "
             "as indicative and read the cross-checks below. For rare outcomes (a few tickets, merch or shares "
             "per fan) most of the variation is chance, which no model can predict, so a failed gate is "

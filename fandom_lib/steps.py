@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +32,18 @@ def resolve_run_dir(run_dir: str, target: str) -> Path:
     return Path(run_dir) if run_dir else PROJECT_ROOT / "reports" / canonical_target(target)
 
 
+@contextlib.contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """Hold back a logger's warnings for a while (what they say is shown another way)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 @dataclass
 class Prepared:
     """The validated table for one target and what was done to get it."""
@@ -52,7 +67,8 @@ def prepare_data(run_dir: str | Path, target: str, data_path: str = "", rows: in
         source, rows_in = f"synthetic default ({n:,} rows, seed {seed})", n
         repairs = pd.DataFrame(columns=["problem", "column", "rows", "action"])
     else:
-        table, log = load_table(data_path, target)
+        with quiet_logger("fandom_lib"):  # the report shows every repair in its own table
+            table, log = load_table(data_path, target)
         source, repairs, rows_in = str(data_path), log.to_frame(), len(table) + log.rows_dropped
     rows_after_checks = len(table)
     if not synthetic and rows:
@@ -61,7 +77,8 @@ def prepare_data(run_dir: str | Path, target: str, data_path: str = "", rows: in
                 f"{data_path}: {rows:,} rows asked for but only {len(table):,} usable rows remain "
                 f"after checks; use rows=0 for all of them or a smaller number"
             )
-        table = table.sample(n=rows, random_state=seed).sort_index()
+        picked = np.random.default_rng(seed).choice(len(table), size=rows, replace=False)
+        table = table.iloc[np.sort(picked)]  # a seeded sample, in the file's own row order
     have, missing = state_columns_present(table)
     keep = [c for c in ID_COLUMNS if c in table.columns] + have + list(ACTIONS) + [target]
     prepared = table[keep]
@@ -83,14 +100,15 @@ def prepare_data(run_dir: str | Path, target: str, data_path: str = "", rows: in
         "missing_state_columns": missing,
     }
     rf.write_json(rf.run_file(run_dir, rf.PREP_INFO), info)
-    return Prepared(prepared, info, repairs)
+    return Prepared(prepared, info, repairs.fillna({"column": ""}))
 
 
 def load_prepared(run_dir: str | Path) -> Prepared:
     """Read what prepare_data wrote."""
     info = rf.read_json(rf.run_file(run_dir, rf.PREP_INFO))
     table = pd.read_parquet(rf.run_file(run_dir, rf.PREPARED))
-    return Prepared(table, info, pd.DataFrame(info["repairs"], columns=["problem", "column", "rows", "action"]))
+    repairs = pd.DataFrame(info["repairs"], columns=["problem", "column", "rows", "action"])
+    return Prepared(table, info, repairs.fillna({"column": ""}))
 
 
 def train_step(run_dir: str | Path, config: TrainConfig, progress: bool = False) -> TrainResult:
@@ -221,6 +239,8 @@ def agreement_words(table: pd.DataFrame, name: str) -> str:
     if corr.empty:
         return f"{name}: no action varies enough to compare."
     level = "agree well" if corr.median() >= 0.8 else "agree in part" if corr.median() >= 0.5 else "disagree"
+    if level == "agree well" and corr.min() < 0.5:
+        level = "agree well on most actions, not on all"
     return (
         f"{name} and the LSTM redistribution {level}: median per-fan correlation {corr.median():.2f} "
         f"over the actions (lowest {corr.min():.2f}, for {corr.idxmin()})."

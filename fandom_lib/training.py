@@ -143,6 +143,10 @@ def scaled_tensors(arrays: Arrays, scaler: Scaler) -> tuple[torch.Tensor, ...]:
     )
 
 
+class TrainingError(ValueError):
+    """Training cannot give a usable model (inputs that overflow, a loss that diverges)."""
+
+
 def train_return_model(
     arrays: Arrays,
     config: TrainConfig | None = None,
@@ -164,6 +168,10 @@ def train_return_model(
     if not config.use_state:
         scaler = Scaler(scaler.count_scale, [], [], scaler.return_mean, scaler.return_scale)
     counts, state, y = scaled_tensors(arrays, scaler)
+    for name, values in (("action counts", counts), ("state columns", state), ("outcome", y)):
+        if not torch.isfinite(values).all():
+            raise TrainingError(f"the {name} hold values too large to train on once scaled; check the table for "
+                                "impossible counts (the data-preparation report lists what was repaired)")
     model = ReturnLSTM(state.shape[1], config.hidden, config.layers, config.state_path, config.aux_head)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     steps_per_epoch = max(1, int(np.ceil(len(train_rows) / config.batch_size)))
@@ -223,6 +231,11 @@ def train_return_model(
             "seconds": time.perf_counter() - start,
         }
         result.history.append(row)
+        if not (np.isfinite(row["train_loss"]) and np.isfinite(val_loss if len(val_rows) else 0.0)):
+            raise TrainingError(
+                f"training diverged at epoch {epoch}: the loss is no longer a finite number. Try a smaller "
+                f"learning_rate (now {config.learning_rate:g}), or check the table for extreme counts."
+            )
         if on_epoch:
             on_epoch(row)
         if val_loss < best - 1e-6 or not np.isfinite(best):

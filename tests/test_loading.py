@@ -377,20 +377,60 @@ def test_multiindex_columns_stop() -> None:
         validate_table(df, TARGET)
 
 
-def test_ids_in_index_moved_to_columns() -> None:
-    """A (user_id, artist_gid) MultiIndex or a named user_id index becomes columns; rows are labelled 0..n-1."""
+def test_ids_in_index_copied_to_columns_and_the_index_kept() -> None:
+    """A (user_id, artist_gid) MultiIndex or a named user_id index is copied to columns; the rows keep their
+    labels, so the output (contributions.parquet) joins back to the user's table by its own index."""
     base = make_table()
     df = base.set_index(["user_id", "artist_gid"])
     df.loc[df.index[4], "saves_treatment_period"] = -1
     out, log = validate_table(df, TARGET)
     assert out.columns.tolist()[:2] == ["user_id", "artist_gid"]
-    assert out.index.tolist() == [i for i in range(60) if i != 4]
+    assert out.index.tolist() == [k for i, k in enumerate(df.index) if i != 4]
     assert out["user_id"].tolist() == [u for i, u in enumerate(base["user_id"]) if i != 4]
     assert log.entries[0]["problem"] == "ids held in the row index (user_id, artist_gid)"
-    assert log.entries[0]["action"].startswith("moved to columns; rows are now labelled by position 0..59")
+    assert log.entries[0]["action"] == "copied to columns user_id, artist_gid; the rows keep their index"
     df = base.drop(columns="user_id").set_index(base["user_id"].rename("User_ID"))
     out, _ = validate_table(df, TARGET)
-    assert out["user_id"].tolist() == base["user_id"].tolist() and out.index.tolist() == list(range(60))
+    assert out["user_id"].tolist() == base["user_id"].tolist()
+    assert out.index.tolist() == base["user_id"].tolist() and out.index.name == "User_ID"
+
+
+def test_repeated_index_labels_become_positions() -> None:
+    """An index whose labels repeat cannot label the output rows: rows are numbered by position (logged), and
+    ids held in it become columns, so that duplicated (user, artist) pairs are still found."""
+    base = make_table()
+    df = base.copy()
+    df.index = [i // 2 for i in range(60)]
+    out, log = validate_table(df, TARGET)
+    assert out.index.tolist() == list(range(60))
+    assert log.entries[0] == {
+        "problem": "the row index repeats labels: 60 rows share a label with another row, e.g. 0",
+        "column": None, "rows": 0, "action": "rows are labelled by their position in the file, 0..59"}
+    df = base.set_index(["user_id", "artist_gid"])
+    df.index = df.index[[0, 0] + list(range(2, 60))]  # row 1 repeats row 0's (user, artist) pair
+    out, log = validate_table(df, TARGET)
+    assert out.index.tolist() == [i for i in range(60) if i != 1]
+    assert out["user_id"].tolist()[:2] == [base["user_id"][0], base["user_id"][2]]
+    assert log.entries[0]["action"].endswith("; the ids in the index moved to column(s) user_id, artist_gid")
+    assert log.entries[1]["problem"] == "duplicated (user_id, artist_gid) pair in row 1" and log.rows_dropped == 1
+
+
+def test_implausibly_large_counts_dropped_or_zeroed() -> None:
+    """A count above a billion is corrupt data: the row is dropped (an action or the target), or the state
+    value set to 0, each logged; the model never sees it."""
+    df = make_table()
+    for col in ("merch_treatment_period", TARGET, "saves_pre_period_1"):
+        df[col] = df[col].astype(float)
+    df.loc[3, "merch_treatment_period"] = 1e300
+    df.loc[7, TARGET] = 2e9
+    df.loc[9, "saves_pre_period_1"] = 5e12
+    out, log = validate_table(df, TARGET)
+    assert 3 not in out.index and 7 not in out.index and len(out) == 58
+    assert out.loc[9, "saves_pre_period_1"] == 0
+    problems = {(e["column"], e["problem"], e["action"]) for e in log.entries}
+    assert ("merch_treatment_period", "count above 1,000,000,000 (not a real count) in row 3", "dropped the rows") in problems
+    assert (TARGET, "count above 1,000,000,000 (not a real count) in row 7", "dropped the rows") in problems
+    assert ("saves_pre_period_1", "count above 1,000,000,000 (not a real count) in row 9", "set to 0") in problems
 
 
 def test_plain_named_index_kept() -> None:
@@ -412,7 +452,7 @@ def test_too_few_rows_stop() -> None:
         validate_table(df, TARGET, "few.csv")
     msg = str(err.value)
     assert msg.startswith("few.csv: too few rows to train and validate: 40 usable of 60; need at least 50.")
-    assert "20 for missing value in 'saves_treatment_period'" in msg and "min_rows" in msg
+    assert "20 for missing value in 'saves_treatment_period'" in msg and msg.endswith("Fix the input table, or give one with more rows.")
     out, _ = validate_table(df, TARGET, min_rows=40)
     assert len(out) == 40
 
@@ -721,5 +761,5 @@ def test_repairs_are_logged(caplog: pytest.LogCaptureFixture) -> None:
         _, log = validate_table(df, TARGET, "src.csv")
     assert len(caplog.records) == len(log.entries) == 1
     assert caplog.records[0].getMessage() == (
-        "src.csv [saves_treatment_period]: missing value in row 3; 1 row(s); dropped the rows"
+        "src.csv [saves_treatment_period]: missing value in row 3; 1 row; dropped the rows"
     )

@@ -50,7 +50,9 @@ def test_epochs_zero_or_less(capsys, tmp_path, value):
 
 def test_negative_rows_and_other_bad_values(capsys, tmp_path):
     assert "rows must be 0 (all) or positive" in fails(capsys, tmp_path, "-p", "rows=-5")
-    assert "learning_rate must be positive" in fails(capsys, tmp_path, "-p", "learning_rate=0")
+    assert "seed must be 0 or positive" in fails(capsys, tmp_path, "-p", "seed=-1")
+    for bad in ("0", "inf", "nan"):
+        assert "learning_rate must be a positive number" in fails(capsys, tmp_path, "-p", f"learning_rate={bad}")
     assert "choose one of squared, poisson" in fails(capsys, tmp_path, "-p", "loss=absolute")
     assert "--jobs 0: must be at least 1" in fails(capsys, tmp_path, "--jobs", "0")
 
@@ -116,3 +118,9 @@ def test_help_lists_options_targets_parameters_and_exit_status(capsys):
         assert needle in text, needle
     for name in ("run_dir", "target", "data_path"):  # set by run_all.py itself, or by --data
         assert f"\n  {name} (" not in text
+
+
+def test_a_scheduler_address_that_does_not_resolve_fails_at_once(capsys, tmp_path):
+    msg = fails(capsys, tmp_path, "--scheduler", "no-such-host.invalid")
+    assert msg.startswith("run_all.py: error: --scheduler no-such-host.invalid: cannot reach the Dask scheduler "
+                          "at no-such-host.invalid:8786")
