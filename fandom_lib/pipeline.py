@@ -430,7 +430,9 @@ def run_target(
                 break
             nb_params = notebook_parameters(name, params, declared)
             fp = step_fingerprint(name, nb_params, data_fp, code_fp, previous)
-            previous = fp
+            feeds_later = bool(NOTEBOOK_OUTPUTS[name])  # later notebooks read only the files notebooks write
+            if feeds_later:
+                previous = fp
             out_nb, out_html, stamp = run_dir / f"{name}.ipynb", run_dir / f"{name}.html", state_dir / f"{name}.json"
             if not must_run and out_nb.exists() and out_html.exists() and stamp_matches(stamp, fp):
                 replaced = files_replaced(run_dir, stamp)
@@ -440,9 +442,10 @@ def run_target(
                 logging.getLogger("fandom_lib.run_all").warning(
                     "%s %s: %s changed outside run_all.py since its last run; running it again",
                     target, name, ", ".join(replaced))
-            # this notebook reruns, so every later one must too: their stamps go before anything changes
-            must_run = True
-            for later in NOTEBOOKS[i:]:
+            # this notebook reruns, so every later one must too if it reads this one's files: their stamps
+            # go before anything changes
+            must_run = must_run or feeds_later
+            for later in NOTEBOOKS[i:] if feeds_later else (name,):
                 (state_dir / f"{later}.json").unlink(missing_ok=True)
             tmp_nb = rf.atomic_path(out_nb, suffix=".part.ipynb")
             published = False

@@ -92,6 +92,7 @@ def prepare_data(run_dir: str | Path, target: str, data_path: str = "", rows: in
         "data_path": data_path,
         "synthetic": synthetic,
         "seed": seed,
+        "rows_asked": rows,
         "rows_in_file": rows_in,
         "rows_after_checks": rows_after_checks,
         "rows_used": len(prepared),
@@ -321,7 +322,10 @@ def analyse_step(run_dir: str | Path, ig_rows: int = 2000, seed: int = 0, parame
     summary = {
         "target": run.target,
         "target_label": run.target_label,
-        "parameters": parameters or {},
+        # the values the artefacts were made with (a notebook rerun by hand may have changed some)
+        "parameters": {**(parameters or {}), "data_path": prep.info["data_path"],
+                       "rows": prep.info.get("rows_asked", (parameters or {}).get("rows", 0)),
+                       "seed": run.training["config"]["seed"], "epochs": run.training["config"]["epochs"]},
         "source": prep.info["source"],
         "synthetic": prep.info["synthetic"],
         "rows": {

@@ -399,3 +399,22 @@ def test_poisson_error_keeps_a_gradient_towards_positive_predictions():
     err.sum().backward()
     assert pred.grad[0] == pytest.approx(1 - 3.0 / 2.0)
     assert (pred.grad[1:] < 0).all()  # descending the error raises a prediction at or below zero
+
+
+def test_training_that_diverges_stops_with_a_clear_error():
+    """A learning rate far too large makes the loss overflow: TrainingError says what to try, not a NaN model."""
+    from fandom_lib.synthetic import generate
+    from fandom_lib.sequences import table_to_arrays
+    from fandom_lib.training import TrainConfig, TrainingError, train_return_model
+
+    arrays = table_to_arrays(generate(300, 0), "streams_active_streams_following_four_weeks")
+    with pytest.raises(TrainingError, match="training diverged at epoch 1: .* smaller learning_rate"):
+        train_return_model(arrays, TrainConfig(epochs=2, learning_rate=1e30, grad_clip=0.0, ema=0.0))
+
+
+def test_explained_share_in_words():
+    from fandom_lib.analysis import explained_share
+
+    assert explained_share(0.074) == "93%"
+    assert explained_share(1.26) == "none (it predicts no better than the average outcome)"
+    assert explained_share(float("nan")) == "an unknown share"

@@ -88,6 +88,39 @@ def test_rerun_with_nothing_changed_skips_every_notebook(synthetic_run, capsys):
     assert (out / TARGET / "summary.json").stat().st_mtime_ns == before
 
 
+def test_a_notebook_rerun_by_hand_in_the_run_folder_is_noticed(synthetic_run, capsys, caplog):
+    """model.pt and 02's notebook replaced (as a hand rerun of 02 with papermill does): the next run reruns
+    02 and everything after it, so the reports never mix two models; 01 stays skipped."""
+    code, out = synthetic_run
+    run = out / TARGET
+    for name in ("model.pt", "02_training.ipynb"):
+        data = (run / name).read_bytes()
+        (run / name).write_bytes(data)  # the same bytes, written anew
+    assert run_all.main(["--out", str(out), "--targets", TARGET, *TINY]) == 0
+    captured = capsys.readouterr()
+    assert "01 skipped, 02 ran, 03 ran, 04 ran" in captured.out
+    assert "02_training: 02_training.ipynb, model.pt changed outside run_all.py" in caplog.text
+    assert run_all.main(["--out", str(out), "--targets", TARGET, *TINY]) == 0
+    assert "01 skipped, 02 skipped, 03 skipped, 04 skipped" in capsys.readouterr().out
+    # a parameter of 03 only: 04 reads no file of 03's, so it stays as it is
+    assert run_all.main(["--out", str(out), "--targets", TARGET, *TINY, "-p", "n_samples=2"]) == 0
+    assert "01 skipped, 02 skipped, 03 ran, 04 skipped" in capsys.readouterr().out
+
+
+def test_ids_in_the_row_index_label_the_contributions(tmp_path):
+    """A table whose (user_id, artist_id) ids are its row index: contributions.parquet has that index."""
+    table = pd.read_pickle(CASES / "CausalFandom_pandas1.5.pickle")
+    table["artist_id"] = [f"a{i % 13}" for i in range(len(table))]
+    table["user_id"] = [f"u{i}" for i in range(len(table))]
+    table = table.set_index(["user_id", "artist_id"])
+    path = tmp_path / "ids.parquet"
+    table.to_parquet(path)
+    out = tmp_path / "reports"
+    assert run_all.main(["--data", str(path), "--out", str(out), "--targets", TARGET, *TINY[2:]]) == 0
+    contrib = pd.read_parquet(out / TARGET / "contributions.parquet")
+    assert contrib.index.equals(table.index) and contrib.index.names == ["user_id", "artist_id"]
+
+
 def test_run_all_on_an_old_pandas_pickle_keeps_the_tables_own_index(tmp_path):
     src = CASES / "CausalFandom_pandas1.5.pickle"
     table = pd.read_pickle(src)
