@@ -7,9 +7,10 @@ Files in a target's run folder <out>/<target>/:
 - NN_name.ipynb / NN_name.html: the executed notebook and its rendering, moved into place only once
   papermill has finished with it (a notebook that raised is kept, with its error, and rendered with
   its code so the error can be read in place);
-- .state/NN_name.json: the fingerprint of the notebook's last successful run, written last. A notebook
-  is skipped when its stamp matches and its outputs exist, so a killed run resumes after the last
-  notebook that finished;
+- .state/NN_name.json: the fingerprint of the notebook's last successful run and the size and time of
+  the files it wrote, written last. A notebook is skipped when its stamp matches and its files are as it
+  left them, so a killed run resumes after the last notebook that finished, and a notebook rerun by hand
+  in the run folder is noticed (it reruns, with every notebook that reads its files);
 - .state/status.json: the target's status (running, ok, failed, interrupted) for the index page;
 - .state/lock: held while a run_all.py works on the target;
 - .*.part*: temporary files being written; left behind only by a killed run and removed by the next
@@ -193,7 +194,7 @@ def check_run_parameters(targets: list[str], params: dict[str, Any]) -> list[str
     if "aux_weight" in params and not params["aux_weight"] >= 0:
         raise ParameterError(f"-p aux_weight={params['aux_weight']}: aux_weight must be 0 or positive")
     choices = {"method": ("averaged", "reference"), "train_order": ("random", "reference"),
-               "loss": ("squared", "poisson")}
+               "loss": ("auto", "squared", "poisson")}
     for name, allowed in choices.items():
         if name in params and params[name] not in allowed:
             raise ParameterError(f"-p {name}={params[name]}: choose one of {', '.join(allowed)}")

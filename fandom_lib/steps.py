@@ -151,7 +151,8 @@ def training_words(result: TrainResult) -> str:
     return (
         f"Trained on {len(result.train_rows):,} fans, judged on {len(result.val_rows):,} held-out fans: "
         f"{len(result.history)} epochs in {result.seconds:.0f} s ({stopped}); the best held-out fit came at epoch "
-        f"{result.best_epoch}, with a relative squared error of {best['val_rse']:.3f}."
+        f"{result.best_epoch}, with a relative squared error of {best['val_rse']:.3f}. Per-fan error: "
+        f"{'Poisson deviance' if result.config.loss == 'poisson' else 'squared error'}."
     )
 
 

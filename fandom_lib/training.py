@@ -13,7 +13,7 @@ import copy
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -35,7 +35,7 @@ class TrainConfig:
     learning_rate: float = 3e-3  # peak Adam step size (see schedule)
     aux_weight: float = 0.5  # weight of the auxiliary loss (steps 0..7 towards the final return)
     aux_target: str = "return"  # "return" (RUDDER) or "zero_until_last" (the reference notebook's recipe)
-    loss: str = "squared"  # per-sample error: "squared" or "poisson" (deviance, for counts)
+    loss: str = "auto"  # per-sample error: "squared", "poisson" (deviance, for counts) or "auto" (see choose_loss)
     order: str = "random"  # "random": a fresh random action order per row and batch; "reference": fixed
     use_state: bool = True  # use the step-0 state (pre-period activity, segment) if the table has it
     state_path: str = "baseline"  # where the state enters: "baseline" head only, LSTM "init" state, or all "steps"
@@ -53,7 +53,7 @@ def reference_recipe_config(**overrides) -> TrainConfig:
     steps 1..7 and the return only at the last, every step weighted alike, one output head, no step-0
     state, the fixed order (saves first ... programmed streams last), constant learning rate, no
     averaging of weights. (Inputs are still log-scaled and the split and seeds kept.)"""
-    settings = dict(aux_target="zero_until_last", aux_weight=1.0, use_state=False, aux_head=False,
+    settings = dict(aux_target="zero_until_last", aux_weight=1.0, loss="squared", use_state=False, aux_head=False,
                     order="reference", schedule="constant", grad_clip=0.0, ema=0.0)
     settings.update(overrides)
     return TrainConfig(**settings)
@@ -95,6 +95,21 @@ def step_targets(y: torch.Tensor, aux_target: str, n_steps: int) -> torch.Tensor
     elif aux_target != "return":
         raise ValueError(f"aux_target must be 'return' or 'zero_until_last', not {aux_target!r}")
     return targets
+
+
+POISSON_FROM_MEAN = 1.0  # "auto" loss: Poisson deviance for outcomes averaging at least this per row
+
+
+def choose_loss(loss: str, returns: np.ndarray) -> str:
+    """The per-sample error to train with: "auto" means Poisson deviance for outcomes that average one or
+    more per row (streams) and squared error for rare ones (tickets, merch, shares). Measured on the
+    synthetic default: Poisson raised the weakest action's per-fan correlation with the truth from 0.93 to
+    0.95 (programmed streams) and 0.97 to 0.98 (active streams), but lowered it for the rare outcomes."""
+    if loss == "auto":
+        return "poisson" if len(returns) and float(np.mean(returns)) >= POISSON_FROM_MEAN else "squared"
+    if loss not in ("squared", "poisson"):
+        raise ValueError(f"loss must be 'auto', 'squared' or 'poisson', not {loss!r}")
+    return loss
 
 
 POISSON_FLOOR = 1e-3  # below this prediction (in units of the mean return) the log is continued linearly
@@ -164,6 +179,7 @@ def train_return_model(
     seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
     train_rows, val_rows = split_rows(len(arrays.returns), config.validation_fraction, config.seed)
+    config = replace(config, loss=choose_loss(config.loss, arrays.returns[train_rows]))  # recorded as used
     scaler = fit_scaler(arrays, train_rows)
     if not config.use_state:
         scaler = Scaler(scaler.count_scale, [], [], scaler.return_mean, scaler.return_scale)

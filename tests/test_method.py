@@ -338,7 +338,7 @@ def test_training_is_reproducible_and_save_load_keeps_the_predictions(tmp_path):
     ra = redistribute(a, arrays, "averaged", 2)
     rl = redistribute(loaded, arrays, "averaged", 2)
     pd.testing.assert_frame_equal(ra, rl)
-    assert loaded.config == cfg
+    assert loaded.config == replace(cfg, loss="poisson")  # "auto" recorded as the loss it chose (streams)
 
 
 # The recovery test: a purely additive truth (the default effects without the interaction, and the
@@ -418,3 +418,13 @@ def test_explained_share_in_words():
     assert explained_share(0.074) == "93%"
     assert explained_share(1.26) == "none (it predicts no better than the average outcome)"
     assert explained_share(float("nan")) == "an unknown share"
+
+
+def test_auto_loss_is_poisson_for_outcomes_averaging_one_or_more():
+    from fandom_lib.training import choose_loss
+
+    assert choose_loss("auto", np.array([0, 0, 1, 3])) == "poisson"  # mean 1.0
+    assert choose_loss("auto", np.array([0, 0, 1, 2])) == "squared"  # mean 0.75
+    assert choose_loss("squared", np.array([50.0])) == "squared" and choose_loss("poisson", np.array([0])) == "poisson"
+    with pytest.raises(ValueError, match="loss must be 'auto', 'squared' or 'poisson'"):
+        choose_loss("absolute", np.array([1.0]))

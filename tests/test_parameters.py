@@ -53,7 +53,7 @@ def test_negative_rows_and_other_bad_values(capsys, tmp_path):
     assert "seed must be 0 or positive" in fails(capsys, tmp_path, "-p", "seed=-1")
     for bad in ("0", "inf", "nan"):
         assert "learning_rate must be a positive number" in fails(capsys, tmp_path, "-p", f"learning_rate={bad}")
-    assert "choose one of squared, poisson" in fails(capsys, tmp_path, "-p", "loss=absolute")
+    assert "choose one of auto, squared, poisson" in fails(capsys, tmp_path, "-p", "loss=absolute")
     assert "--jobs 0: must be at least 1" in fails(capsys, tmp_path, "--jobs", "0")
 
 
