@@ -132,7 +132,7 @@ def train_step(run_dir: str | Path, config: TrainConfig, progress: bool = False)
     rf.write_json(
         rf.run_file(run_dir, rf.TRAINING_INFO),
         {
-            "config": asdict(config),
+            "config": asdict(result.config),  # "auto" loss as resolved
             "history": result.history,
             "best_epoch": result.best_epoch,
             "epochs_run": len(result.history),

@@ -74,6 +74,7 @@ def test_summary_records_parameters_quality_and_means(synthetic_run):
     assert summary["rows"]["used"] == 300
     assert summary["rows"]["train"] + summary["rows"]["held_out"] == 300
     assert summary["parameters"]["epochs"] == 1
+    assert summary["training"]["config"]["loss"] == "poisson"  # the loss "auto" chose for streams
     assert set(summary["mean_contribution"]) == set(ACTIONS)
     assert 0 <= summary["quality_gate"]["rse"] and summary["quality_gate"]["threshold"] == 0.2
     assert summary["truth"] is not None and set(summary["truth"]) == set(ACTIONS)
