@@ -147,7 +147,7 @@ def parse_parameters(pairs: Iterable[str], declared: dict[str, dict[str, dict]])
 
 def canonical_run_target(name: str) -> str:
     """A target's canonical name: the full name, its alias, or the short form (`merch`), else ParameterError."""
-    name = name.strip()
+    name = name.strip().lower()  # column names are matched without case too
     for candidate in (name, name + TARGET_SUFFIX):
         candidate = TARGET_ALIASES.get(candidate, candidate)
         if candidate in TARGETS:

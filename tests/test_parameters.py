@@ -124,3 +124,10 @@ def test_a_scheduler_address_that_does_not_resolve_fails_at_once(capsys, tmp_pat
     msg = fails(capsys, tmp_path, "--scheduler", "no-such-host.invalid")
     assert msg.startswith("run_all.py: error: --scheduler no-such-host.invalid: cannot reach the Dask scheduler "
                           "at no-such-host.invalid:8786")
+
+
+def test_targets_in_any_case_and_short_form():
+    from fandom_lib.pipeline import canonical_run_target
+
+    assert canonical_run_target("MERCH") == "merch_following_four_weeks"
+    assert canonical_run_target(" Ticket_Following_Four_Weeks ") == "tickets_following_four_weeks"
