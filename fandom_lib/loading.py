@@ -502,15 +502,14 @@ def _ids_from_index(df: pd.DataFrame, log: RepairLog) -> pd.DataFrame:
     if df.index.has_duplicates:
         repeated = int(df.index.duplicated(keep=False).sum())
         present = {str(c).strip().lower() for c in df.columns}
-        ids = [n for n in df.index.names if n is not None and str(n).strip().lower() in ID_COLUMNS
-               and str(n).strip().lower() not in present]
+        ids = [n for n in df.index.names if n is not None and str(n).strip().lower() not in present]
         log.add(
             f"the row index repeats labels: {repeated} rows share a label with another row, e.g. "
             f"{df.index[df.index.duplicated()][0]}",
             None,
-            0,
+            repeated,
             f"rows are labelled by their position in the file, 0..{len(df) - 1}"
-            + (f"; the ids in the index moved to column(s) {', '.join(map(str, ids))}" if ids else ""),
+            + (f"; the index levels moved to column(s) {', '.join(map(str, ids))}" if ids else ""),
         )
         return (df.reset_index(level=ids) if ids else df).reset_index(drop=True)
     names = [None if n is None else str(n).strip().lower() for n in df.index.names]

@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterable, Iterator
 from . import runfiles as rf
 from .analysis import explained_share
 from .schema import TARGET_ALIASES, TARGET_LABELS, TARGETS
+from .steps import MAX_SAMPLES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -63,6 +64,7 @@ LOCK_FILE = "lock"
 PART_GLOB = ".*.part*"  # temporary files (runfiles.atomic_path and the papermill output)
 SET_BY_RUN_ALL = {"target": "--targets", "run_dir": "--out"}  # notebook parameters run_all.py sets itself
 TARGET_SUFFIX = "_following_four_weeks"
+MAX_SEED = 2**32 - 2  # numpy takes seeds below 2**32, and training also uses seed + 1
 
 _STOP = threading.Event()  # set when the run is interrupted: running targets stop, queued ones never start
 
@@ -186,9 +188,12 @@ def check_run_parameters(targets: list[str], params: dict[str, Any]) -> list[str
     for name in ("epochs", "hidden", "layers", "batch_size", "n_orders", "n_samples", "patience", "ig_rows"):
         if name in params and params[name] < 1:
             raise ParameterError(f"-p {name}={params[name]}: {name} must be at least 1")
-    for name, zero in (("rows", "0 (all)"), ("seed", "0")):
-        if params.get(name, 0) < 0:
-            raise ParameterError(f"-p {name}={params[name]}: {name} must be {zero} or positive")
+    if params.get("rows", 0) < 0:
+        raise ParameterError(f"-p rows={params['rows']}: rows must be 0 (all) or positive")
+    if not 0 <= params.get("seed", 0) <= MAX_SEED:
+        raise ParameterError(f"-p seed={params['seed']}: seed must be between 0 and {MAX_SEED:,}")
+    if params.get("n_samples", 1) > MAX_SAMPLES:
+        raise ParameterError(f"-p n_samples={params['n_samples']}: at most {MAX_SAMPLES} fans can be shown")
     if "learning_rate" in params and not 0 < params["learning_rate"] < math.inf:
         raise ParameterError(f"-p learning_rate={params['learning_rate']}: learning_rate must be a positive number")
     if "aux_weight" in params and not params["aux_weight"] >= 0:
@@ -572,6 +577,38 @@ def check_scheduler_reachable(scheduler: str, timeout: float = 10) -> None:
                              "this machine") from None
 
 
+def connect_client(scheduler: str, timeout: float = 10) -> Any:
+    """A Dask client of the scheduler, or ParameterError within timeout + 5 s when what answers at the
+    address is not a Dask scheduler (a client can wait there for much longer, or fail deep inside)."""
+    import sys
+
+    from distributed import Client
+
+    box: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            box["client"] = Client(scheduler, timeout=timeout, set_as_default=False)
+        except BaseException as e:  # whatever a non-scheduler makes the client raise
+            box["error"] = e
+
+    worker = threading.Thread(target=connect, name="dask-connect", daemon=True)
+    worker.start()
+    worker.join(timeout + 5)
+    if "client" in box:
+        return box["client"]
+    previous_hook = sys.unraisablehook
+
+    def quiet_client_del(unraisable: Any) -> None:  # the failed client complains again when collected
+        if "Client.__del__" not in getattr(unraisable.object, "__qualname__", ""):
+            previous_hook(unraisable)
+
+    sys.unraisablehook = quiet_client_del
+    reason = short_error(box["error"]) if "error" in box else f"no answer in {timeout + 5:.0f} s"
+    raise ParameterError(f"--scheduler {scheduler}: no Dask scheduler answers there ({reason}); check the "
+                         "address, or leave out --scheduler to run on this machine")
+
+
 @contextlib.contextmanager
 def make_executor(jobs: int = 1, scheduler: str | None = None, timeout: float = 10) -> Iterator[cf.Executor]:
     """A concurrent.futures executor: local threads (each notebook runs in its own kernel process), or a
@@ -581,14 +618,8 @@ def make_executor(jobs: int = 1, scheduler: str | None = None, timeout: float = 
         with cf.ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="run_all") as pool:
             yield pool
         return
-    from distributed import Client
-
     check_scheduler_reachable(scheduler, timeout)
-    try:
-        client = Client(scheduler, timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as e:
-        raise ParameterError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({e}); check the "
-                             "address, or leave out --scheduler to run on this machine") from None
+    client = connect_client(scheduler, timeout)
     try:
         with client.get_executor(pure=False) as pool:
             yield pool

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # torch and captum load only in the steps that need them: not
     from .training import TrainConfig, TrainResult
 
 SYNTHETIC_DEFAULT_ROWS = 50_000
+MAX_SAMPLES = 20  # fans notebook 03 can show
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -221,6 +222,8 @@ def load_run(run_dir: str | Path) -> Run:
 
 def pick_samples(run: Run, n: int = 3, seed: int = 0) -> pd.Index:
     """A few fans worth looking at: the most active, a typical active one, and a random one."""
+    if not 1 <= n <= MAX_SAMPLES:
+        raise ValueError(f"n_samples={n}: show between 1 and {MAX_SAMPLES} fans (each gets three panels)")
     counts = run.prepared.table.loc[run.contributions.index, list(ACTIONS)]
     kinds = (counts > 0).sum(axis=1)
     rng = np.random.default_rng(seed)

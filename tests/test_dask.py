@@ -39,3 +39,19 @@ def test_a_scheduler_that_cannot_be_reached_is_a_parameter_error():
     with pytest.raises(pipeline.ParameterError, match="cannot reach the Dask scheduler"):
         with pipeline.make_executor(scheduler="tcp://127.0.0.1:9", timeout=1):
             pass
+
+
+def test_a_port_where_no_dask_scheduler_answers_is_a_parameter_error():
+    """Something listens but never speaks Dask: a one-line ParameterError within timeout + 5 s, no hang."""
+    import socket
+    import time
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        start = time.perf_counter()
+        with pytest.raises(pipeline.ParameterError, match="no Dask scheduler answers there"):
+            with pipeline.make_executor(scheduler=address, timeout=1):
+                pass
+        assert time.perf_counter() - start < 10

@@ -405,14 +405,18 @@ def test_repeated_index_labels_become_positions() -> None:
     assert out.index.tolist() == list(range(60))
     assert log.entries[0] == {
         "problem": "the row index repeats labels: 60 rows share a label with another row, e.g. 0",
-        "column": None, "rows": 0, "action": "rows are labelled by their position in the file, 0..59"}
+        "column": None, "rows": 60, "action": "rows are labelled by their position in the file, 0..59"}
     df = base.set_index(["user_id", "artist_gid"])
     df.index = df.index[[0, 0] + list(range(2, 60))]  # row 1 repeats row 0's (user, artist) pair
     out, log = validate_table(df, TARGET)
     assert out.index.tolist() == [i for i in range(60) if i != 1]
     assert out["user_id"].tolist()[:2] == [base["user_id"][0], base["user_id"][2]]
-    assert log.entries[0]["action"].endswith("; the ids in the index moved to column(s) user_id, artist_gid")
+    assert log.entries[0]["action"].endswith("; the index levels moved to column(s) user_id, artist_gid")
     assert log.entries[1]["problem"] == "duplicated (user_id, artist_gid) pair in row 1" and log.rows_dropped == 1
+    df.index = df.index.set_names(["user_id", "artist_id"])  # a level outside the contract: a column, reported
+    out, log = validate_table(df, TARGET)
+    assert log.entries[0]["action"].endswith("; the index levels moved to column(s) user_id, artist_id")
+    assert any("'artist_id'" in e["problem"] and "not in the data contract" in e["problem"] for e in log.entries)
 
 
 def test_implausibly_large_counts_dropped_or_zeroed() -> None:

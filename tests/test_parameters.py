@@ -50,7 +50,9 @@ def test_epochs_zero_or_less(capsys, tmp_path, value):
 
 def test_negative_rows_and_other_bad_values(capsys, tmp_path):
     assert "rows must be 0 (all) or positive" in fails(capsys, tmp_path, "-p", "rows=-5")
-    assert "seed must be 0 or positive" in fails(capsys, tmp_path, "-p", "seed=-1")
+    for bad in ("-1", "4294967295", "99999999999999999999"):
+        assert "seed must be between 0 and 4,294,967,294" in fails(capsys, tmp_path, "-p", f"seed={bad}")
+    assert "at most 20 fans can be shown" in fails(capsys, tmp_path, "-p", "n_samples=1000")
     for bad in ("0", "inf", "nan"):
         assert "learning_rate must be a positive number" in fails(capsys, tmp_path, "-p", f"learning_rate={bad}")
     assert "choose one of auto, squared, poisson" in fails(capsys, tmp_path, "-p", "loss=absolute")
