@@ -66,11 +66,11 @@ def prepare_data(run_dir: str | Path, target: str, data_path: str = "", rows: in
         n = rows or SYNTHETIC_DEFAULT_ROWS
         table = generate(n, seed)
         source, rows_in = f"synthetic default ({n:,} rows, seed {seed})", n
-        repairs = pd.DataFrame(columns=["problem", "column", "rows", "action"])
+        repairs: list[dict] = []
     else:
         with quiet_logger("fandom_lib"):  # the report shows every repair in its own table
             table, log = load_table(data_path, target)
-        source, repairs, rows_in = str(data_path), log.to_frame(), len(table) + log.rows_dropped
+        source, repairs, rows_in = str(data_path), log.to_records(), len(table) + log.rows_dropped
     rows_after_checks = len(table)
     if not synthetic and rows:
         if rows > len(table):
@@ -97,20 +97,25 @@ def prepare_data(run_dir: str | Path, target: str, data_path: str = "", rows: in
         "rows_in_file": rows_in,
         "rows_after_checks": rows_after_checks,
         "rows_used": len(prepared),
-        "repairs": repairs.to_dict("records"),
+        "repairs": repairs,
         "state_columns": have,
         "missing_state_columns": missing,
     }
     rf.write_json(rf.run_file(run_dir, rf.PREP_INFO), info)
-    return Prepared(prepared, info, repairs.fillna({"column": ""}))
+    return Prepared(prepared, info, repairs_table(info["repairs"]))
 
 
 def load_prepared(run_dir: str | Path) -> Prepared:
     """Read what prepare_data wrote."""
     info = rf.read_json(rf.run_file(run_dir, rf.PREP_INFO))
     table = pd.read_parquet(rf.run_file(run_dir, rf.PREPARED))
-    repairs = pd.DataFrame(info["repairs"], columns=["problem", "column", "rows", "action"])
-    return Prepared(table, info, repairs.fillna({"column": ""}))
+    return Prepared(table, info, repairs_table(info["repairs"]))
+
+
+def repairs_table(records: list[dict]) -> pd.DataFrame:
+    """The repair log as the report shows it: problem, column (blank for the whole table), rows, action."""
+    table = pd.DataFrame(records, columns=["problem", "column", "rows", "action"])
+    return table.fillna({"column": ""})
 
 
 def train_step(run_dir: str | Path, config: TrainConfig, progress: bool = False) -> TrainResult:
